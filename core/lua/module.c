@@ -1,0 +1,221 @@
+/*
+ * module.c — luaopen_tunnel: the same entry point for `tunnel run` (whose ctx
+ * exists before the script runs) and for `require "tunnel"` in any LuaJIT
+ * host (which gets a live ctx around its own state).
+ */
+#include "lua/module.h"
+#include "util/str.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "loop/loop.h"
+#include "lua/hook.h"
+#include "router/conn.h"
+#include "router/entry.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+static void drain_entries(void *arg)
+{
+    (void)arg;
+    tnl_entries_close_all();
+}
+
+static void abort_conns(void *arg)
+{
+    (void)arg;
+    tnl_conns_abort_all("drain deadline");
+}
+
+int tnl_runtime_init(void)
+{
+    int rc = tnl_loop_init();
+    if (rc < 0)
+        return rc;
+    tnl_loop_on_drain(drain_entries, NULL);
+    tnl_loop_on_abort(abort_conns, NULL);
+    return 0;
+}
+
+static int is_staging(lua_State *L)
+{
+    struct tnl_ctx *ctx = tnl_ctx_of(L);
+    return ctx && ctx->staging;
+}
+
+/* tunnel.run(): serve until SIGTERM/SIGINT or tunnel.stop() has drained. Under
+ * `tunnel run` the loop starts after the script, so this returns at once. */
+static int l_run(lua_State *L)
+{
+    if (is_staging(L)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    tnl_loop_handle_signals(1);
+    tnl_loop_run();
+    tnl_loop_handle_signals(0);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_step(lua_State *L)
+{
+    double timeout = luaL_optnumber(L, 1, 0);
+    if (!is_staging(L))
+        tnl_loop_step(timeout);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fd(lua_State *L)
+{
+    int fd = tnl_loop_fd();
+    if (fd < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, "the loop's descriptor could not be determined");
+        return 2;
+    }
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int l_stop(lua_State *L)
+{
+    double deadline = luaL_optnumber(L, 1, tnl_drain_timeout);
+    tnl_loop_drain(deadline);
+    return 0;
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, tnl_now());
+    return 1;
+}
+
+/* core.config(t): already validated by api.lua. */
+static int l_config(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    struct tnl_ctx *ctx = tnl_ctx_of(L);
+    lua_getfield(L, 1, "log_level");
+    if (lua_isstring(L, -1))
+        tnl_log_level_parse(lua_tostring(L, -1), &tnl_log_level);
+    lua_getfield(L, 1, "drain_timeout");
+    if (lua_isnumber(L, -1))
+        tnl_drain_timeout = lua_tonumber(L, -1);
+    lua_getfield(L, 1, "hook_instructions");
+    if (lua_isnumber(L, -1))
+        ctx->budget_instructions = (long)lua_tonumber(L, -1);
+    lua_getfield(L, 1, "hook_timeout");
+    if (lua_isnumber(L, -1))
+        ctx->budget_seconds = lua_tonumber(L, -1);
+    lua_getfield(L, 1, "buffer_size");
+    if (lua_isnumber(L, -1))
+        tnl_buf_set_size((size_t)lua_tonumber(L, -1));
+    lua_pop(L, 5);
+    return 0;
+}
+
+/* core.log(level, event, fields): one JSON line; fields' values may be
+ * strings, numbers or booleans (api.lua checked). */
+static int l_log(lua_State *L)
+{
+    enum tnl_log_level lvl;
+    if (tnl_log_level_parse(luaL_checkstring(L, 1), &lvl) < 0)
+        return luaL_argerror(L, 1, "level must be debug, info, warn or error");
+    const char *event = luaL_checkstring(L, 2);
+    struct tnl_log l;
+    if (!tnl_log_begin(&l, lvl, event))
+        return 0;
+    if (lua_istable(L, 3)) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) == LUA_TSTRING) {
+                const char *k = lua_tostring(L, -2);
+                int t = lua_type(L, -1);
+                if (t == LUA_TNUMBER)
+                    tnl_log_num(&l, k, lua_tonumber(L, -1));
+                else if (t == LUA_TBOOLEAN)
+                    tnl_log_bool(&l, k, lua_toboolean(L, -1));
+                else if (t == LUA_TSTRING) {
+                    size_t n;
+                    const char *s = lua_tolstring(L, -1, &n);
+                    tnl_log_strn(&l, k, s, n);
+                }
+            }
+            lua_pop(L, 1);
+        }
+    }
+    tnl_log_end(&l);
+    return 0;
+}
+
+/* core.sniffer(name, match): api.lua checked name and uniqueness. */
+static int l_sniffer(lua_State *L)
+{
+    struct tnl_ctx *ctx = tnl_ctx_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    if (ctx->nsniffers >= TNL_LUA_SNIFFERS_MAX)
+        return luaL_error(L, "too many sniffers (at most %d)", TNL_LUA_SNIFFERS_MAX);
+    struct tnl_lua_sniffer *s = &ctx->sniffers[ctx->nsniffers];
+    tnl_strlcpy(s->name, name, sizeof s->name);
+    lua_pushvalue(L, 2);
+    tnl_lua_nojit(L, -1, ctx);
+    s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ctx->nsniffers++;
+    return 0;
+}
+
+static int l_staging(lua_State *L)
+{
+    lua_pushboolean(L, is_staging(L));
+    return 1;
+}
+
+static const luaL_Reg core_fns[] = {
+    { "listen", tnl_l_listen },
+    { "listener_info", tnl_l_listener_info },
+    { "listener_close", tnl_l_listener_close },
+    { "sniffer", l_sniffer },
+    { "run", l_run },
+    { "step", l_step },
+    { "fd", l_fd },
+    { "stop", l_stop },
+    { "now", l_now },
+    { "config", l_config },
+    { "log", l_log },
+    { "staging", l_staging },
+    { NULL, NULL },
+};
+
+int luaopen_tunnel(lua_State *L)
+{
+    if (tnl_runtime_init() < 0)
+        return luaL_error(L, "tunnel: cannot create the event loop");
+    if (!tnl_ctx_of(L)) {
+        struct tnl_ctx *ctx = tnl_ctx_new(L, 0);
+        if (!ctx)
+            return luaL_error(L, "tunnel: out of memory");
+        tnl_ctx_set_current(ctx);
+        tnl_ctx_unref(ctx);     /* tnl_ctx_current holds it */
+    }
+    lua_newtable(L);
+    luaL_register(L, NULL, core_fns);
+    tnl_hook_open_helpers(L);
+    lua_pushstring(L, TNL_VERSION);
+    lua_setfield(L, -2, "version");
+
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "tunnel.core");
+    lua_pop(L, 3);
+
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "tunnel.api");
+    lua_call(L, 1, 1);
+    return 1;
+}

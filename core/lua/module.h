@@ -1,0 +1,24 @@
+/*
+ * module.h — the `tunnel` Lua module: luaopen_tunnel and the C functions of the
+ * internal `tunnel.core` table, which lua/tunnel/api.lua wraps into the public
+ * API (validation, objects, documentation live there).
+ */
+#ifndef TNL_MODULE_H
+#define TNL_MODULE_H
+
+#include <lua.h>
+
+#include "lua/ctx.h"
+
+int luaopen_tunnel(lua_State *L);
+
+/* Make sure the loop and the router are set up (idempotent). */
+int tnl_runtime_init(void);
+
+void tnl_lua_nojit(lua_State *L, int idx, struct tnl_ctx *ctx);
+
+int tnl_l_listen(lua_State *L);
+int tnl_l_listener_info(lua_State *L);
+int tnl_l_listener_close(lua_State *L);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * connect.h — outbound TCP connection to "host:port" with a deadline.
+ *
+ * A numeric host connects at once; a name is resolved off the loop (resolve.h)
+ * and its addresses are tried in order until one answers, all within the one
+ * deadline.
+ */
+#ifndef TNL_CONNECT_H
+#define TNL_CONNECT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "loop/loop.h"
+#include "net/resolve.h"
+#include "util/addr.h"
+
+struct tnl_connect;
+
+/* fd >= 0 on success (connected, non-blocking, TCP_NODELAY; the callee owns it);
+ * fd < 0 with errmsg describing the failure. */
+typedef void (*tnl_connect_fn)(struct tnl_connect *c, int fd, const char *errmsg);
+
+struct tnl_connect {
+    ev_io w;
+    ev_timer deadline;
+    int fd;
+    struct tnl_resolve *res;
+    struct sockaddr_storage addrs[TNL_RESOLVE_MAX];
+    int naddrs, next;
+    char target[TNL_ADDR_HOST_MAX + 8];
+    char err[160];
+    tnl_connect_fn done;
+    void *owner;
+    int active;
+    int starting;
+};
+
+/* Start connecting; done is called exactly once, never before this returns. */
+void tnl_connect_start(struct tnl_connect *c, const struct tnl_hostport *hp, double timeout,
+                       tnl_connect_fn done, void *owner);
+/* Stop without calling done. */
+void tnl_connect_cancel(struct tnl_connect *c);
+
+#endif

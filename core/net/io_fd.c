@@ -1,0 +1,112 @@
+/*
+ * io_fd.c — tnl_io over a non-blocking socket, driven by one libev watcher.
+ */
+#include "net/io.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loop/loop.h"
+
+struct io_fd {
+    struct tnl_io io;
+    int fd;
+    ev_io w;
+};
+
+static void fd_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    struct io_fd *f = w->data;
+    int ev = (revents & EV_READ ? TNL_IO_READ : 0) | (revents & EV_WRITE ? TNL_IO_WRITE : 0);
+    if (f->io.ready)
+        f->io.ready(&f->io, ev & f->io.events);
+}
+
+static ssize_t fd_read(struct tnl_io *io, void *buf, size_t n)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    ssize_t r;
+    do {
+        r = recv(f->fd, buf, n, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return r;
+}
+
+static ssize_t fd_write(struct tnl_io *io, const void *buf, size_t n)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    ssize_t r;
+    do {
+        r = send(f->fd, buf, n, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return r;
+}
+
+static int fd_shutdown(struct tnl_io *io)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    return shutdown(f->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
+static void fd_want(struct tnl_io *io, int events)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    int ev = (events & TNL_IO_READ ? EV_READ : 0) | (events & TNL_IO_WRITE ? EV_WRITE : 0);
+    io->events = events;
+    if (ev_is_active(&f->w)) {
+        if (f->w.events == ev)
+            return;
+        ev_io_stop(tnl_ev, &f->w);
+    }
+    if (ev) {
+        ev_io_set(&f->w, f->fd, ev);
+        ev_io_start(tnl_ev, &f->w);
+    }
+}
+
+static void fd_close(struct tnl_io *io, int abort)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    ev_io_stop(tnl_ev, &f->w);
+    if (abort) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(f->fd);
+    free(f);
+}
+
+static const struct tnl_io_ops fd_ops = {
+    .kind = "tcp",
+    .read = fd_read,
+    .write = fd_write,
+    .shutdown = fd_shutdown,
+    .want = fd_want,
+    .close = fd_close,
+};
+
+struct tnl_io *tnl_io_fd_new(int fd)
+{
+    struct io_fd *f = calloc(1, sizeof *f);
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
+    f->io.ops = &fd_ops;
+    f->fd = fd;
+    ev_io_init(&f->w, fd_cb, fd, EV_READ);
+    f->w.data = f;
+    return &f->io;
+}
+
+int tnl_io_fd(const struct tnl_io *io)
+{
+    return io->ops == &fd_ops ? ((const struct io_fd *)io)->fd : -1;
+}

@@ -1,0 +1,62 @@
+/*
+ * splice.h — move bytes both ways between two endpoints until both ends are
+ * done, with backpressure and half-close.
+ *
+ * Per direction (a->b and b->a): read from the source into a copy buffer only
+ * when the buffer is empty; while the destination cannot take more, stop
+ * reading from the source (so nothing is ever buffered beyond one buffer per
+ * direction, and a slow reader slows the writer down through TCP). When the
+ * source ends (EOF) and everything read was written, shut the destination's
+ * write side: the other direction keeps flowing until it ends too. When both
+ * directions have ended the splice is done; an error on either side ends it at
+ * once (the owner then resets both).
+ */
+#ifndef TNL_SPLICE_H
+#define TNL_SPLICE_H
+
+#include <stdint.h>
+
+#include "net/io.h"
+#include "util/buf.h"
+
+struct tnl_splice;
+
+struct tnl_splice_dir {
+    struct tnl_io *from, *to;
+    struct tnl_buf *buf;        /* owned; NULL while nothing is in flight */
+    uint64_t bytes;             /* written to `to` */
+    unsigned eof : 1;           /* `from` ended */
+    unsigned shut : 1;          /* `to` was shut down for writing */
+    unsigned want_read : 1;
+    unsigned want_write : 1;
+};
+
+/* err = 0: both directions ended cleanly; < 0: -errno of the first failure,
+ * *side says which endpoint failed ('a' or 'b'). The owner closes both ios. */
+typedef void (*tnl_splice_done_fn)(struct tnl_splice *s, int err, char side);
+
+struct tnl_splice {
+    struct tnl_io *a, *b;
+    struct tnl_splice_dir ab, ba;
+    tnl_splice_done_fn done;
+    void *owner;
+    double last_active;         /* loop time of the last byte moved */
+    int err;                    /* first failure, reported through done */
+    char err_side;
+    unsigned finished : 1;
+    unsigned reported : 1;
+};
+
+/*
+ * Start moving bytes. prefill (may be NULL) is written to b before anything
+ * read from a; the splice takes ownership of it. a_eof says a already ended
+ * (it sent EOF while it was being sniffed). Sets a->ready and b->ready.
+ * May call done before returning.
+ */
+void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
+                      struct tnl_buf *prefill, int a_eof, tnl_splice_done_fn done, void *owner);
+
+/* Release the buffers (the ios are the owner's to close). */
+void tnl_splice_release(struct tnl_splice *s);
+
+#endif

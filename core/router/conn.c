@@ -1,0 +1,491 @@
+/*
+ * conn.c — a public connection: sniff, route, connect, splice (see conn.h).
+ *
+ * The connection keeps the client's first bytes in its peek buffer and writes
+ * them to the upstream before anything else, so the upstream sees exactly what
+ * the client sent (TLS stays end to end: the router holds no certificate).
+ */
+#include "router/conn.h"
+#include "util/str.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <unistd.h>
+#include <lauxlib.h>
+
+#include "lua/l_route.h"
+#include "lua/l_sniffer.h"
+#include "router/reject.h"
+#include "sniff/proxy.h"
+#include "util/log.h"
+
+struct tnl_conn *tnl_conns;
+static unsigned nconns;
+static uint64_t next_id;
+
+enum { PEEK_INITIAL = 4096, LINGER_SECONDS = 2, LINGER_MAX_BYTES = 256 * 1024 };
+
+unsigned tnl_conn_count(void)
+{
+    return nconns;
+}
+
+const uint8_t *tnl_conn_bytes(const struct tnl_conn *c, size_t *len)
+{
+    size_t start = TNL_PEEK_HEADROOM + c->proxy_len;
+    *len = c->peek ? c->peek->len - start : 0;
+    return c->peek ? c->peek->data + start : (const uint8_t *)"";
+}
+
+static void free_sniff_state(struct tnl_conn *c)
+{
+    tnl_buf_put(c->peek);
+    c->peek = NULL;
+    free(c->scratch);
+    c->scratch = NULL;
+    if (c->fields_ref != LUA_NOREF) {
+        tnl_ctx_unref_value(c->cfg->ctx, c->fields_ref);
+        c->fields_ref = LUA_NOREF;
+    }
+}
+
+static void log_close(struct tnl_conn *c)
+{
+    struct tnl_log l;
+    if (!tnl_log_begin(&l, TNL_LOG_INFO, "close"))
+        return;
+    tnl_log_uint(&l, "conn", c->id);
+    tnl_log_str(&l, "listener", c->cfg->name);
+    if (c->proto)
+        tnl_log_str(&l, "proto", c->proto);
+    tnl_log_str(&l, "src", c->src_str);
+    if (c->upstream.host[0])
+        tnl_log_str(&l, "upstream", c->connect.target);
+    uint64_t in = c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
+    tnl_log_uint(&l, "bytes_in", in);
+    tnl_log_uint(&l, "bytes_out", c->splice.ba.bytes);
+    tnl_log_num(&l, "duration", tnl_now() - c->t_start);
+    tnl_log_str(&l, "reason", c->reason[0] ? c->reason : "done");
+    tnl_log_end(&l);
+}
+
+/* The one exit: everything the connection owns is released here. */
+static void conn_free(struct tnl_conn *c, int abort)
+{
+    log_close(c);
+    ev_timer_stop(tnl_ev, &c->timer);
+    if (c->hook)
+        tnl_hook_cancel(c->hook);
+    tnl_connect_cancel(&c->connect);
+    tnl_splice_release(&c->splice);
+    free_sniff_state(c);
+    if (c->client)
+        tnl_io_close(c->client, abort);
+    if (c->up)
+        tnl_io_close(c->up, abort);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        tnl_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    nconns--;
+    tnl_entry_cfg_unref(c->cfg);
+    free(c);
+    tnl_loop_work_done();
+}
+
+static void set_reason(struct tnl_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_reason(struct tnl_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->reason, sizeof c->reason, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- LINGER: answer written, drain the client until it closes ------------ */
+
+static void linger_ready(struct tnl_io *io, int events)
+{
+    struct tnl_conn *c = io->owner;
+    uint8_t sink[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t r = tnl_io_read(io, sink, sizeof sink);
+        if (r == -EAGAIN)
+            return;
+        if (r <= 0 || (c->lingered += (size_t)r) > LINGER_MAX_BYTES) {
+            conn_free(c, 0);
+            return;
+        }
+    }
+}
+
+static void timer_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    conn_free(w->data, 0);
+}
+
+static void reject(struct tnl_conn *c, enum tnl_reject kind, const char *reason)
+{
+    uint8_t answer[512];
+    struct tnl_log l;
+    if (!c->reason[0])
+        set_reason(c, "%s", reason);
+    if (tnl_log_begin(&l, TNL_LOG_INFO, "reject")) {
+        tnl_log_uint(&l, "conn", c->id);
+        tnl_log_str(&l, "listener", c->cfg->name);
+        tnl_log_str(&l, "src", c->src_str);
+        tnl_log_str(&l, "proto", c->proto ? c->proto : "unknown");
+        tnl_log_str(&l, "reason", reason);
+        tnl_log_end(&l);
+    }
+    size_t n = kind == TNL_REJECT_CLOSE ? 0 :
+               tnl_reject_answer(c->proto, &c->sr, kind, answer, sizeof answer);
+    free_sniff_state(c);
+    tnl_connect_cancel(&c->connect);
+    if (n == 0 || c->client_eof) {
+        if (n > 0)
+            (void)tnl_io_write(c->client, answer, n);
+        conn_free(c, 0);
+        return;
+    }
+    (void)tnl_io_write(c->client, answer, n);
+    c->client->ops->shutdown(c->client);
+    c->state = TNL_CONN_LINGER;
+    c->client->ready = linger_ready;
+    tnl_io_want(c->client, TNL_IO_READ);
+    ev_timer_stop(tnl_ev, &c->timer);
+    ev_timer_init(&c->timer, timer_linger_cb, LINGER_SECONDS, 0);
+    c->timer.data = c;
+    ev_timer_start(tnl_ev, &c->timer);
+}
+
+void tnl_conn_route_reject(struct tnl_conn *c, enum tnl_reject kind, const char *reason)
+{
+    c->hook = NULL;
+    reject(c, kind, reason);
+}
+
+/* ---- SPLICE -------------------------------------------------------------- */
+
+static void splice_done(struct tnl_splice *s, int err, char side)
+{
+    struct tnl_conn *c = s->owner;
+    if (err) {
+        snprintf(c->reason, sizeof c->reason, "%s error: %s",
+                 side == 'a' ? "client" : "upstream", strerror(-err));
+    }
+    conn_free(c, err != 0);
+}
+
+/* Put our PROXY v2 header in the headroom just before the peeked bytes. */
+static void prepend_proxy(struct tnl_conn *c, struct tnl_buf *b)
+{
+    uint8_t hdr[TNL_PEEK_HEADROOM];
+    struct tnl_proxy_tlv tlvs[1];
+    size_t nt = 0;
+    const struct tnl_slice *auth = c->sr.sni.n ? &c->sr.sni : c->sr.host.n ? &c->sr.host : NULL;
+    if (auth && auth->n <= 255)
+        tlvs[nt++] = (struct tnl_proxy_tlv){ TNL_PP2_TYPE_AUTHORITY, auth->p, (uint16_t)auth->n };
+    int n = tnl_proxy_v2_write(hdr, sizeof hdr, (struct sockaddr *)&c->src, (struct sockaddr *)&c->dst,
+                               tlvs, nt);
+    if (n <= 0 || (size_t)n > b->off)
+        return;
+    b->off -= (size_t)n;
+    memcpy(b->data + b->off, hdr, (size_t)n);
+    c->proxy_sent = (size_t)n;
+}
+
+static void connected(struct tnl_connect *cn, int fd, const char *err)
+{
+    struct tnl_conn *c = cn->owner;
+    if (fd < 0) {
+        set_reason(c, "%s", err);
+        reject(c, TNL_REJECT_UPSTREAM, err);
+        return;
+    }
+    c->up = tnl_io_fd_new(fd);
+    if (!c->up) {
+        reject(c, TNL_REJECT_UPSTREAM, "out of memory");
+        return;
+    }
+    /* The peek buffer becomes the first a->b buffer of the splice: the client's
+     * bytes go out untouched, after our PROXY header if asked for. */
+    struct tnl_buf *b = c->peek;
+    c->peek = NULL;
+    b->off = TNL_PEEK_HEADROOM + c->proxy_len;
+    if (c->cfg->send_proxy)
+        prepend_proxy(c, b);
+    free_sniff_state(c);
+    c->state = TNL_CONN_SPLICE;
+    tnl_splice_start(&c->splice, c->client, c->up, b, c->client_eof, splice_done, c);
+}
+
+void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp)
+{
+    struct tnl_log l;
+    c->hook = NULL;
+    c->upstream = *hp;
+    c->state = TNL_CONN_CONNECT;
+    tnl_connect_start(&c->connect, hp, c->cfg->connect_timeout, connected, c);
+    if (tnl_log_begin(&l, TNL_LOG_INFO, "route")) {
+        tnl_log_uint(&l, "conn", c->id);
+        tnl_log_str(&l, "listener", c->cfg->name);
+        tnl_log_str(&l, "proto", c->proto);
+        if (c->sr.sni.n)
+            tnl_log_strn(&l, "sni", (const char *)c->sr.sni.p, c->sr.sni.n);
+        if (c->sr.host.n)
+            tnl_log_strn(&l, "host", (const char *)c->sr.host.p, c->sr.host.n);
+        tnl_log_str(&l, "upstream", c->connect.target);
+        tnl_log_end(&l);
+    }
+}
+
+/* ---- SNIFF --------------------------------------------------------------- */
+
+static void decided(struct tnl_conn *c, const char *proto)
+{
+    c->proto = proto;
+    c->state = TNL_CONN_ROUTE;
+    ev_timer_stop(tnl_ev, &c->timer);
+    tnl_io_want(c->client, 0);     /* further bytes wait in the kernel for the splice */
+    tnl_route_call(c);
+}
+
+/* The PROXY header from a load balancer: 1 when done, 0 to wait, -1 after reject. */
+static int sniff_proxy_header(struct tnl_conn *c, const uint8_t *data, size_t len)
+{
+    struct tnl_proxy_hdr h;
+    const char *err = NULL;
+    enum tnl_sniff_status st = tnl_proxy_parse(data, len, &h, &err);
+    if (st == TNL_SNIFF_NEED_MORE && !c->sniff_final)
+        return 0;
+    if (st != TNL_SNIFF_MATCH) {
+        reject(c, TNL_REJECT_CLOSE, st == TNL_SNIFF_INVALID ? err :
+               st == TNL_SNIFF_NEED_MORE ? "incomplete PROXY protocol header" :
+               "expected a PROXY protocol header from the load balancer");
+        return -1;
+    }
+    if (!h.local) {
+        c->src = h.src;
+        c->dst = h.dst;
+        tnl_addr_format((struct sockaddr *)&c->src, c->src_str, sizeof c->src_str);
+        tnl_addr_format((struct sockaddr *)&c->dst, c->dst_str, sizeof c->dst_str);
+    }
+    c->proxy_len = h.header_len;
+    c->proxy_done = 1;
+    return 1;
+}
+
+/* Lua matchers, in registration order: 1 decided, 0 wait, -1 after reject. */
+static int sniff_lua(struct tnl_conn *c, const uint8_t *body, size_t blen)
+{
+    struct tnl_ctx *ctx = c->cfg->ctx;
+    for (int i = 0; i < ctx->nsniffers; i++) {
+        if (c->lua_ruled_out & (1ULL << i))
+            continue;
+        int fields = LUA_NOREF;
+        enum tnl_lua_match m = tnl_lua_sniffer_run(ctx, i, body, blen, c->id, &fields);
+        if (m == TNL_LUA_MATCH) {
+            c->fields_ref = fields;
+            tnl_strlcpy(c->lua_proto, ctx->sniffers[i].name, sizeof c->lua_proto);
+            decided(c, c->lua_proto);
+            return 1;
+        }
+        if (m == TNL_LUA_FAILED) {
+            reject(c, TNL_REJECT_CLOSE, "sniffer hook failed");
+            return -1;
+        }
+        if (m == TNL_LUA_NEED_MORE && !c->sniff_final)
+            return 0;
+        c->lua_ruled_out |= 1ULL << i;   /* false, or no more bytes will come */
+    }
+    decided(c, "opaque");
+    return 1;
+}
+
+static void sniff(struct tnl_conn *c)
+{
+    const uint8_t *data = c->peek->data + TNL_PEEK_HEADROOM;
+    size_t len = c->peek->len - TNL_PEEK_HEADROOM;
+    if (c->cfg->proxy_protocol && !c->proxy_done && sniff_proxy_header(c, data, len) <= 0)
+        return;
+    const uint8_t *body = data + c->proxy_len;
+    size_t blen = len - c->proxy_len;
+    if (blen == 0) {
+        if (c->client_eof) {
+            set_reason(c, "client closed before sending anything");
+            conn_free(c, 0);
+        }
+        return;
+    }
+    tnl_sniff_result_init(&c->sr, c->scratch, c->peek->cap);
+    enum tnl_sniff_status st = tnl_sniff_builtin(body, blen, &c->sr);
+    char why[160];
+    switch (st) {
+    case TNL_SNIFF_MATCH:
+        decided(c, c->sr.proto);
+        return;
+    case TNL_SNIFF_INVALID:
+        c->proto = c->sr.proto;
+        snprintf(why, sizeof why, "invalid %s: %s", c->sr.proto ? c->sr.proto : "data",
+                 c->sr.error ? c->sr.error : "malformed");
+        reject(c, TNL_REJECT_CLOSE, why);
+        return;
+    case TNL_SNIFF_NEED_MORE:
+        if (!c->sniff_final)
+            return;
+        snprintf(why, sizeof why, "%s before the protocol could be recognised (%zu bytes)",
+                 c->client_eof ? "client closed" : c->timed_out ? "sniff timeout" : "peek limit reached",
+                 blen);
+        reject(c, TNL_REJECT_CLOSE, why);
+        return;
+    case TNL_SNIFF_NO_MATCH:
+        sniff_lua(c, body, blen);
+        return;
+    }
+}
+
+/* Grow the peek buffer towards the listener's limit; 0 when it is full. */
+static size_t peek_room(struct tnl_conn *c)
+{
+    size_t limit = TNL_PEEK_HEADROOM + c->proxy_len + c->cfg->peek_max;
+    struct tnl_buf *b = c->peek;
+    if (b->len < b->cap)
+        return b->cap - b->len;
+    if (b->cap >= limit)
+        return 0;
+    size_t cap = b->cap * 2 < limit ? b->cap * 2 : limit;
+    struct tnl_buf *nb = tnl_buf_alloc(cap);
+    uint8_t *ns = malloc(cap);
+    if (!nb || !ns) {
+        free(nb);
+        free(ns);
+        return 0;
+    }
+    memcpy(nb->data, b->data, b->len);
+    nb->len = b->len;
+    nb->off = b->off;
+    free(b);
+    free(c->scratch);
+    c->peek = nb;
+    c->scratch = ns;
+    return nb->cap - nb->len;
+}
+
+static void sniff_ready(struct tnl_io *io, int events)
+{
+    struct tnl_conn *c = io->owner;
+    size_t room = peek_room(c);
+    if (room > 0) {
+        ssize_t r = tnl_io_read(io, c->peek->data + c->peek->len, room);
+        if (r == -EAGAIN)
+            return;
+        if (r < 0) {
+            set_reason(c, "client error while sniffing: %s", strerror((int)-r));
+            conn_free(c, 1);
+            return;
+        }
+        if (r == 0)
+            c->client_eof = 1;
+        c->peek->len += (size_t)r;
+    }
+    if (c->client_eof || peek_room(c) == 0) {
+        c->sniff_final = 1;
+        tnl_io_want(io, 0);
+    }
+    sniff(c);
+}
+
+static void sniff_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct tnl_conn *c = w->data;
+    size_t blen;
+    tnl_conn_bytes(c, &blen);
+    if (blen == 0 && !(c->cfg->proxy_protocol && !c->proxy_done) &&
+        c->cfg->on_timeout == TNL_TIMEOUT_OPAQUE) {
+        decided(c, "opaque");           /* server-speaks-first protocols */
+        return;
+    }
+    c->timed_out = 1;
+    if (blen == 0) {
+        set_reason(c, "sniff timeout: client sent nothing");
+        conn_free(c, 0);
+        return;
+    }
+    c->sniff_final = 1;
+    tnl_io_want(c->client, 0);
+    sniff(c);
+}
+
+void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen)
+{
+    struct tnl_conn *c = calloc(1, sizeof *c);
+    struct tnl_io *io = c ? tnl_io_fd_new(fd) : NULL;
+    if (!c || !io) {
+        if (!c)
+            close(fd);
+        free(c);
+        tnl_logf(TNL_LOG_ERROR, "accept_error", "out of memory");
+        return;
+    }
+    c->id = ++next_id;
+    c->cfg = cfg;
+    tnl_entry_cfg_ref(cfg);
+    c->client = io;
+    c->fields_ref = LUA_NOREF;
+    c->t_start = tnl_now();
+    memcpy(&c->src, peer, plen);
+    socklen_t dlen = sizeof c->dst;
+    getsockname(fd, (struct sockaddr *)&c->dst, &dlen);
+    tnl_addr_format((struct sockaddr *)&c->src, c->src_str, sizeof c->src_str);
+    tnl_addr_format((struct sockaddr *)&c->dst, c->dst_str, sizeof c->dst_str);
+    c->next = tnl_conns;
+    if (tnl_conns)
+        tnl_conns->prev = c;
+    tnl_conns = c;
+    nconns++;
+    tnl_loop_work_add();
+
+    struct tnl_log l;
+    if (tnl_log_begin(&l, TNL_LOG_INFO, "accept")) {
+        tnl_log_uint(&l, "conn", c->id);
+        tnl_log_str(&l, "listener", cfg->name);
+        tnl_log_str(&l, "src", c->src_str);
+        tnl_log_end(&l);
+    }
+
+    size_t cap = TNL_PEEK_HEADROOM + PEEK_INITIAL;
+    c->peek = tnl_buf_alloc(cap);
+    c->scratch = malloc(cap);
+    if (!c->peek || !c->scratch) {
+        set_reason(c, "out of memory");
+        conn_free(c, 1);
+        return;
+    }
+    c->peek->len = c->peek->off = TNL_PEEK_HEADROOM;
+    c->state = TNL_CONN_SNIFF;
+    io->owner = c;
+    io->ready = sniff_ready;
+    ev_timer_init(&c->timer, sniff_timeout_cb, cfg->sniff_timeout, 0);
+    c->timer.data = c;
+    ev_timer_start(tnl_ev, &c->timer);
+    tnl_io_want(io, TNL_IO_READ);
+}
+
+void tnl_conns_abort_all(const char *reason)
+{
+    while (tnl_conns) {
+        struct tnl_conn *c = tnl_conns;
+        if (!c->reason[0] || c->state == TNL_CONN_SPLICE)
+            set_reason(c, "%s", reason);
+        conn_free(c, 1);
+    }
+}

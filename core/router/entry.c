@@ -1,0 +1,247 @@
+/*
+ * entry.c — the registry of public entries and the reload commit (see entry.h).
+ */
+#include "router/entry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "router/conn.h"
+#include "util/log.h"
+
+struct tnl_entry *tnl_entries;
+static uint64_t next_handle;
+
+uint64_t tnl_entry_new_handle(void)
+{
+    return ++next_handle;
+}
+
+struct tnl_entry_cfg *tnl_entry_cfg_new(struct tnl_ctx *ctx)
+{
+    struct tnl_entry_cfg *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return NULL;
+    cfg->refs = 1;
+    cfg->ctx = ctx;
+    tnl_ctx_ref(ctx);
+    cfg->route_ref = LUA_NOREF;
+    cfg->handle = tnl_entry_new_handle();
+    cfg->peek_max = 16384;
+    cfg->sniff_timeout = 5.0;
+    cfg->connect_timeout = 5.0;
+    return cfg;
+}
+
+void tnl_entry_cfg_ref(struct tnl_entry_cfg *cfg)
+{
+    cfg->refs++;
+}
+
+void tnl_entry_cfg_unref(struct tnl_entry_cfg *cfg)
+{
+    if (!cfg || --cfg->refs > 0)
+        return;
+    tnl_ctx_unref_value(cfg->ctx, cfg->route_ref);
+    tnl_ctx_unref(cfg->ctx);
+    free(cfg);
+}
+
+static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
+{
+    struct tnl_entry *e = l->owner;
+    tnl_conn_accept(e->cfg, fd, peer, plen);
+}
+
+static int same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                     const struct sockaddr_storage *b, socklen_t blen)
+{
+    return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+static void log_listen(const char *event, struct tnl_entry *e)
+{
+    struct tnl_log l;
+    if (!tnl_log_begin(&l, TNL_LOG_INFO, event))
+        return;
+    tnl_log_str(&l, "listener", e->cfg->name);
+    tnl_log_str(&l, "addr", e->l.addr_str);
+    tnl_log_end(&l);
+}
+
+/* Bind a new entry for cfg (takes a reference on success). */
+static struct tnl_entry *entry_open(struct tnl_entry_cfg *cfg, char *err, size_t cap)
+{
+    struct tnl_entry *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    int rc = tnl_listener_open(&e->l, (struct sockaddr *)&cfg->bind, cfg->bindlen, on_accept, e);
+    if (rc < 0) {
+        snprintf(err, cap, "listener '%s': cannot listen on %s: %s", cfg->name, cfg->addr, strerror(-rc));
+        free(e);
+        return NULL;
+    }
+    e->cfg = cfg;
+    tnl_entry_cfg_ref(cfg);
+    e->handle = cfg->handle;
+    return e;
+}
+
+void tnl_entry_close(struct tnl_entry *e)
+{
+    struct tnl_entry **pp = &tnl_entries;
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = e->next;
+    log_listen("listen_close", e);
+    tnl_listener_close(&e->l);
+    tnl_entry_cfg_unref(e->cfg);
+    free(e);
+}
+
+static void link_entry(struct tnl_entry *e)
+{
+    struct tnl_entry **pp = &tnl_entries;
+    while (*pp)
+        pp = &(*pp)->next;
+    e->next = NULL;
+    *pp = e;
+}
+
+int tnl_entry_declare(struct tnl_entry_cfg *cfg, char *err, size_t cap)
+{
+    struct tnl_ctx *ctx = cfg->ctx;
+    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl) {
+        if (same_addr(&d->bind, d->bindlen, &cfg->bind, cfg->bindlen)) {
+            snprintf(err, cap, "listener '%s': address %s is already declared by listener '%s'",
+                     cfg->name, cfg->addr, d->name);
+            tnl_entry_cfg_unref(cfg);
+            return -EADDRINUSE;
+        }
+    }
+    if (ctx->staging) {
+        struct tnl_entry_cfg **pp = &ctx->decls;
+        while (*pp)
+            pp = &(*pp)->next_decl;
+        *pp = cfg;
+        return 0;
+    }
+    struct tnl_entry *e = entry_open(cfg, err, cap);
+    tnl_entry_cfg_unref(cfg);
+    if (!e)
+        return -EADDRNOTAVAIL;
+    link_entry(e);
+    log_listen("listen", e);
+    return 0;
+}
+
+static struct tnl_entry *find_live(const struct tnl_entry_cfg *cfg)
+{
+    for (struct tnl_entry *e = tnl_entries; e; e = e->next)
+        if (same_addr(&e->l.addr, e->l.addrlen, &cfg->bind, cfg->bindlen) ||
+            same_addr(&e->cfg->bind, e->cfg->bindlen, &cfg->bind, cfg->bindlen))
+            return e;
+    return NULL;
+}
+
+int tnl_entries_commit(struct tnl_ctx *ctx, char *err, size_t cap)
+{
+    struct tnl_entry *opened = NULL;
+    int n = 0;
+    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl)
+        n++;
+    struct tnl_entry **keep = calloc((size_t)n + 1, sizeof *keep);
+    if (!keep) {
+        snprintf(err, cap, "out of memory");
+        return -ENOMEM;
+    }
+    /* Pass 1: bind what is new; on failure undo and leave everything as it was. */
+    int i = 0;
+    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl, i++) {
+        keep[i] = find_live(d);
+        if (keep[i])
+            continue;
+        struct tnl_entry *e = entry_open(d, err, cap);
+        if (!e) {
+            while (opened) {
+                struct tnl_entry *next = opened->next;
+                tnl_listener_close(&opened->l);
+                tnl_entry_cfg_unref(opened->cfg);
+                free(opened);
+                opened = next;
+            }
+            free(keep);
+            return -EADDRNOTAVAIL;
+        }
+        e->next = opened;
+        opened = e;
+    }
+    /* Pass 2: close entries not declared again, swap cfgs of the kept ones. */
+    for (struct tnl_entry *e = tnl_entries, *next; e; e = next) {
+        next = e->next;
+        int kept = 0;
+        for (i = 0; i < n; i++)
+            kept |= keep[i] == e;
+        if (!kept)
+            tnl_entry_close(e);
+    }
+    i = 0;
+    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl, i++) {
+        if (!keep[i])
+            continue;
+        struct tnl_entry_cfg *old = keep[i]->cfg;
+        tnl_entry_cfg_ref(d);
+        keep[i]->cfg = d;
+        keep[i]->handle = d->handle;
+        tnl_entry_cfg_unref(old);
+    }
+    while (opened) {
+        struct tnl_entry *next = opened->next;
+        link_entry(opened);
+        log_listen("listen", opened);
+        opened = next;
+    }
+    free(keep);
+    tnl_entry_decls_free(ctx);
+    return 0;
+}
+
+void tnl_entry_decls_free(struct tnl_ctx *ctx)
+{
+    struct tnl_entry_cfg *d = ctx->decls;
+    ctx->decls = NULL;
+    while (d) {
+        struct tnl_entry_cfg *next = d->next_decl;
+        d->next_decl = NULL;
+        tnl_entry_cfg_unref(d);
+        d = next;
+    }
+}
+
+struct tnl_entry *tnl_entry_by_handle(uint64_t handle)
+{
+    for (struct tnl_entry *e = tnl_entries; e; e = e->next)
+        if (e->handle == handle)
+            return e;
+    return NULL;
+}
+
+struct tnl_entry_cfg *tnl_entry_decl_by_handle(struct tnl_ctx *ctx, uint64_t handle)
+{
+    for (struct tnl_entry_cfg *d = ctx ? ctx->decls : NULL; d; d = d->next_decl)
+        if (d->handle == handle)
+            return d;
+    return NULL;
+}
+
+void tnl_entries_close_all(void)
+{
+    while (tnl_entries)
+        tnl_entry_close(tnl_entries);
+}

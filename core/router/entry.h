@@ -1,0 +1,82 @@
+/*
+ * entry.h — public entries: listeners whose connections are sniffed and routed.
+ *
+ * Glossary
+ *   cfg     what one tunnel.listen{} declared (options + the route hook), bound
+ *           to the ctx that declared it. Reference-counted: the live entry holds
+ *           one reference, every connection accepted under it another, so a
+ *           reload never changes the hooks of a connection mid-way.
+ *   entry   a live listening socket plus its current cfg.
+ *   commit  make a ctx's declarations live (reload): entries whose address is
+ *           declared again keep their socket and take the new cfg; new ones
+ *           are bound (any failure undoes this commit's binds and leaves the
+ *           running set untouched); the rest are closed. Open connections are
+ *           never touched.
+ */
+#ifndef TNL_ENTRY_H
+#define TNL_ENTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lua/ctx.h"
+#include "net/listener.h"
+#include "util/addr.h"
+
+enum tnl_on_timeout { TNL_TIMEOUT_CLOSE = 0, TNL_TIMEOUT_OPAQUE = 1 };
+
+enum { TNL_NAME_MAX = 64 };
+
+struct tnl_entry_cfg {
+    struct tnl_entry_cfg *next_decl;    /* in ctx->decls while not committed */
+    int refs;
+    struct tnl_ctx *ctx;                /* referenced */
+    int route_ref;                      /* owned, in ctx's registry */
+    uint64_t handle;                    /* the Lua handle returned by tunnel.listen */
+    char name[TNL_NAME_MAX];
+    char addr[TNL_ADDR_HOST_MAX + 8];   /* as declared */
+    struct sockaddr_storage bind;
+    socklen_t bindlen;
+    size_t peek_max;
+    double sniff_timeout;
+    enum tnl_on_timeout on_timeout;
+    int proxy_protocol;                 /* expect a PROXY header from a load balancer */
+    int send_proxy;                     /* send a PROXY v2 header to the upstream */
+    double connect_timeout;
+};
+
+struct tnl_entry {
+    struct tnl_entry *next;
+    uint64_t handle;
+    struct tnl_listener l;
+    struct tnl_entry_cfg *cfg;          /* referenced */
+};
+
+extern struct tnl_entry *tnl_entries;
+
+/* A cfg with defaults, referencing ctx; NULL if out of memory. */
+struct tnl_entry_cfg *tnl_entry_cfg_new(struct tnl_ctx *ctx);
+void tnl_entry_cfg_ref(struct tnl_entry_cfg *cfg);
+void tnl_entry_cfg_unref(struct tnl_entry_cfg *cfg);
+
+/* Staging ctx: record. Live ctx: bind now. Takes the caller's reference.
+ * Returns 0, or -errno with a message in err. */
+int tnl_entry_declare(struct tnl_entry_cfg *cfg, char *err, size_t cap);
+
+/* Make ctx's declarations the running set (see the glossary). */
+int tnl_entries_commit(struct tnl_ctx *ctx, char *err, size_t cap);
+
+/* Free declarations that were never committed. */
+void tnl_entry_decls_free(struct tnl_ctx *ctx);
+
+struct tnl_entry *tnl_entry_by_handle(uint64_t handle);
+struct tnl_entry_cfg *tnl_entry_decl_by_handle(struct tnl_ctx *ctx, uint64_t handle);
+void tnl_entry_close(struct tnl_entry *e);
+
+/* Stop accepting everywhere (drain). */
+void tnl_entries_close_all(void);
+
+uint64_t tnl_entry_new_handle(void);
+
+#endif

@@ -1,0 +1,194 @@
+--- tunnel — the public Lua API.
+--
+-- Loaded by luaopen_tunnel (tunnel.so, or built into the `tunnel` binary) with
+-- the C functions in package.loaded["tunnel.core"]. Everything here checks its
+-- arguments and names what is wrong; the C side does the work.
+--
+--   local tunnel = require "tunnel"
+--   tunnel.listen{ addr = "0.0.0.0:443", route = function(conn) ... end }
+--   tunnel.run()           -- not needed under `tunnel run script.lua`
+--
+-- See README.md (API) and docs/hooks.md (hook contract, conn fields).
+
+local core = require "tunnel.core"
+local check = require "tunnel.check"
+
+local M = { version = core.version }
+
+local BUILTIN_PROTOS = { tls = true, http = true, http2 = true, postgresql = true, ssh = true, opaque = true }
+
+---------------------------------------------------------------------------
+-- tunnel.listen
+
+local listen_schema = {
+  addr = { "string", required = true, check = check.hostport },
+  name = { "string", check = function(v)
+    if #v == 0 or #v > 63 then return nil, "must be 1 to 63 characters" end
+    return true
+  end },
+  route = { "callable", required = true },
+  sniff = { "table", default = {}, fields = {
+    bytes = { "integer", min = 64, max = 1048576, default = 16384 },
+    timeout = { "number", min = 0.001, max = 3600, default = 5 },
+    on_timeout = { "enum", values = { "close", "opaque" }, default = "close" },
+  } },
+  proxy_protocol = { "boolean", default = false },
+  send_proxy = { "boolean", default = false },
+  connect_timeout = { "number", min = 0.001, max = 3600, default = 5 },
+}
+
+local Listener = {}
+
+local function listener_info(self)
+  local info = core.listener_info(rawget(self, "_handle"))
+  if not info then
+    error(("stale handle: listener '%s' is closed"):format(rawget(self, "_name")), 3)
+  end
+  return info
+end
+
+Listener.__index = function(self, k)
+  if k == "close" then return Listener.close end
+  if k == "name" or k == "addr" or k == "live" then return listener_info(self)[k] end
+  return nil
+end
+
+Listener.__tostring = function(self)
+  return ("tunnel.listener(%s)"):format(rawget(self, "_name"))
+end
+
+--- listener:close(): stop accepting; open connections are not touched.
+function Listener.close(self)
+  if getmetatable(self) ~= Listener then check.argerror("listener:close", 1, "listener expected") end
+  return core.listener_close(rawget(self, "_handle"))
+end
+
+--- tunnel.listen{ addr, name, route, sniff = {bytes, timeout, on_timeout},
+--                 proxy_protocol, send_proxy, connect_timeout }
+-- Returns a listener, or nil, err if the address cannot be bound (in a host;
+-- under `tunnel run` binding happens once the script has loaded).
+function M.listen(opts)
+  local o = check.options("tunnel.listen", opts, listen_schema)
+  local name = o.name or o.addr
+  local h, err = core.listen{
+    addr = o.addr, name = name, route = o.route,
+    peek = o.sniff.bytes, sniff_timeout = o.sniff.timeout, on_timeout = o.sniff.on_timeout,
+    proxy_protocol = o.proxy_protocol, send_proxy = o.send_proxy,
+    connect_timeout = o.connect_timeout,
+  }
+  if not h then return nil, err end
+  return setmetatable({ _handle = h, _name = name }, Listener)
+end
+
+---------------------------------------------------------------------------
+-- tunnel.sniffer
+
+local sniffer_names = {}
+
+local sniffer_schema = {
+  name = { "string", required = true, check = function(v)
+    if not v:match("^[%a][%w_%-]*$") or #v > 31 then
+      return nil, "must be a letter then letters, digits, '_' or '-' (at most 31)"
+    end
+    if BUILTIN_PROTOS[v] then return nil, ("'%s' is a built-in protocol name"):format(v) end
+    return true
+  end },
+  match = { "callable", required = true },
+}
+
+--- tunnel.sniffer{ name, match }: match(bytes) returns true [, fields] when the
+-- bytes are this protocol, false when they are not, nil when it needs more.
+-- Matchers run after the built-ins, in registration order.
+function M.sniffer(opts)
+  local o = check.options("tunnel.sniffer", opts, sniffer_schema)
+  if sniffer_names[o.name] then
+    check.argerror("tunnel.sniffer", 1, ("a sniffer named '%s' is already registered"):format(o.name))
+  end
+  core.sniffer(o.name, o.match)
+  sniffer_names[o.name] = true
+  sniffer_names[#sniffer_names + 1] = o.name
+  return o.name
+end
+
+--- tunnel.sniffers(): names of the Lua sniffers, in the order they are tried.
+function M.sniffers()
+  local out = {}
+  for i, n in ipairs(sniffer_names) do out[i] = n end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- settings, loop, helpers
+
+local config_schema = {
+  log_level = { "enum", values = { "debug", "info", "warn", "error", "off" } },
+  drain_timeout = { "number", min = 0, max = 86400 },
+  hook_budget = { "table", fields = {
+    instructions = { "integer", min = 1000, max = 1e9 },
+    timeout = { "number", min = 0.001, max = 60 },
+  } },
+  buffer_size = { "integer", min = 4096, max = 16777216 },
+}
+
+--- tunnel.config{ log_level, drain_timeout, hook_budget = {instructions, timeout}, buffer_size }
+function M.config(opts)
+  local o = check.options("tunnel.config", opts, config_schema)
+  local hb = o.hook_budget or {}
+  core.config{
+    log_level = o.log_level, drain_timeout = o.drain_timeout,
+    hook_instructions = hb.instructions, hook_timeout = hb.timeout,
+    buffer_size = o.buffer_size,
+  }
+end
+
+local LEVELS = { debug = true, info = true, warn = true, error = true }
+
+--- tunnel.log(level, event [, fields]): one JSON line on stderr.
+function M.log(level, event, fields)
+  if not LEVELS[level] then check.argerror("tunnel.log", 1, "level must be debug, info, warn or error") end
+  if type(event) ~= "string" then check.argerror("tunnel.log", 2, "event name expected") end
+  if fields ~= nil then
+    if type(fields) ~= "table" then check.argerror("tunnel.log", 3, "table of fields expected") end
+    for k, v in pairs(fields) do
+      local t = type(v)
+      if type(k) ~= "string" or (t ~= "string" and t ~= "number" and t ~= "boolean") then
+        check.argerror("tunnel.log", 3, ("field '%s' must be a string, number or boolean"):format(tostring(k)))
+      end
+    end
+  end
+  core.log(level, event, fields)
+end
+
+--- tunnel.run(): serve until SIGTERM/SIGINT (or tunnel.stop()) has drained.
+-- Under `tunnel run` the runtime serves after the script: this returns false.
+M.run = core.run
+
+--- tunnel.step([timeout]): one turn of the loop, waiting at most timeout s.
+function M.step(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    check.argerror("tunnel.step", 1, "timeout must be a non-negative number")
+  end
+  return core.step(timeout or 0)
+end
+
+--- tunnel.fd(): a descriptor that becomes readable when tunnel.step(0) has
+-- work; poll it from a host's own loop (and call step at least every 100 ms
+-- so that timers run).
+M.fd = core.fd
+
+--- tunnel.stop([deadline]): stop accepting and drain (tunnel.run() returns
+-- once open connections have finished or the deadline has passed).
+function M.stop(deadline)
+  if deadline ~= nil and (type(deadline) ~= "number" or deadline < 0) then
+    check.argerror("tunnel.stop", 1, "deadline must be a non-negative number of seconds")
+  end
+  core.stop(deadline)
+end
+
+--- tunnel.sleep(seconds): park the calling route hook (yields).
+M.sleep = core.sleep
+
+--- tunnel.now(): the loop's monotonic clock, in seconds.
+M.now = core.now
+
+return M
