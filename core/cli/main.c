@@ -123,6 +123,7 @@ static struct tnl_ctx *load_script(char *err, size_t cap)
         return NULL;
     }
     ctx->staging = 1;
+    ctx->check_only = opt.check;
     tnl_strlcpy(ctx->script, opt.script, sizeof ctx->script);
     lua_pushcfunction(L, traceback);
     int rc = luaL_loadfile(L, opt.script);
@@ -268,6 +269,11 @@ static int cmd_run(int argc, char **argv)
     if (!ctx) {
         fprintf(stderr, "tunnel: %s\n", err);
         return 1;
+    }
+    if (ctx->self_driven) {
+        /* The script served by itself (tunnel.run / tunnel.step) and has ended. */
+        tnl_ctx_unref(ctx);
+        return 0;
     }
     if (opt.check) {
         print_check(ctx);

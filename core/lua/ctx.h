@@ -42,6 +42,8 @@ struct tnl_ctx {
     int refs;
     int owned;                      /* lua_close(L) when the last reference goes */
     int staging;
+    int check_only;                 /* tunnel run --check: declarations are never committed */
+    int self_driven;                /* the script ran the loop itself (tunnel.run/step) */
     unsigned generation;
     char script[1024];              /* file the ctx was loaded from, "" in a host */
 

@@ -2,9 +2,12 @@
  * hook.c — budgeted, fail-closed hook invocations (see hook.h).
  *
  * The budget is enforced by a count hook that fires every HOOK_STEP VM
- * instructions. LuaJIT does not run hooks inside compiled traces, so hook
- * functions are kept out of the JIT: `tunnel run` switches the JIT off for its
- * states, and a host's hook functions are excluded one by one at registration.
+ * instructions. LuaJIT does not run hooks inside compiled traces, so the code
+ * a hook runs is kept out of the JIT: `tunnel run` switches the JIT off for
+ * its states; in a host with the JIT on, hook functions are excluded at
+ * registration and, while a hook runs, a call hook excludes every Lua
+ * function it calls before that function's first instruction (so a runaway
+ * loop anywhere under a hook stays interruptible).
  */
 #include "lua/hook.h"
 #include "util/str.h"
@@ -15,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <lauxlib.h>
+#include <luajit.h>
 
 #include "util/log.h"
 
@@ -99,7 +103,18 @@ static void error_site(lua_State *co, char *out, size_t cap)
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct tnl_hook_run *r = current;
-    if (!r || L != r->co)
+    if (!r)
+        return;
+    if (ar->event != LUA_HOOKCOUNT) {
+        /* A call under a hook in a JIT-enabled host: keep the callee interpreted. */
+        if (ar->event == LUA_HOOKCALL && lua_getinfo(L, "f", ar)) {
+            if (lua_isfunction(L, -1) && !lua_iscfunction(L, -1))
+                luaJIT_setmode(L, -1, LUAJIT_MODE_FUNC | LUAJIT_MODE_OFF);
+            lua_pop(L, 1);
+        }
+        return;
+    }
+    if (L != r->co)
         return;
     r->instructions += HOOK_STEP;
     double spent = r->seconds + (mono() - r->resumed_at);
@@ -154,7 +169,7 @@ static void resume(struct tnl_hook_run *r, int nargs)
     r->state = RUN_RUNNING;
     r->sleep_for = -1;
     r->resumed_at = mono();
-    lua_sethook(r->co, budget_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_sethook(r->co, budget_hook, LUA_MASKCOUNT | (r->ctx->owned ? 0 : LUA_MASKCALL), HOOK_STEP);
     int rc = lua_resume(r->co, nargs);
     lua_sethook(r->co, old_hook, old_mask, old_count);
     r->seconds += mono() - r->resumed_at;

@@ -40,17 +40,32 @@ int tnl_runtime_init(void)
     return 0;
 }
 
-static int is_staging(lua_State *L)
+/*
+ * A script that drives the loop itself (tunnel.run / tunnel.step, as written
+ * for a host) also works under `tunnel run`: the first such call commits what
+ * the script has declared so far and the ctx becomes live. Such a script owns
+ * the loop, so `tunnel run` does not reload it; it exits when the script ends.
+ */
+static int go_live(lua_State *L)
 {
     struct tnl_ctx *ctx = tnl_ctx_of(L);
-    return ctx && ctx->staging;
+    char err[512];
+    if (ctx && ctx->check_only)
+        return 0;               /* tunnel run --check: never serve */
+    if (!ctx || !ctx->staging)
+        return 1;
+    if (tnl_entries_commit(ctx, err, sizeof err) < 0)
+        luaL_error(L, "%s", err);
+    ctx->staging = 0;
+    ctx->self_driven = 1;
+    tnl_ctx_set_current(ctx);
+    return 1;
 }
 
-/* tunnel.run(): serve until SIGTERM/SIGINT or tunnel.stop() has drained. Under
- * `tunnel run` the loop starts after the script, so this returns at once. */
+/* tunnel.run(): serve until SIGTERM/SIGINT or tunnel.stop() has drained. */
 static int l_run(lua_State *L)
 {
-    if (is_staging(L)) {
+    if (!go_live(L)) {
         lua_pushboolean(L, 0);
         return 1;
     }
@@ -64,9 +79,10 @@ static int l_run(lua_State *L)
 static int l_step(lua_State *L)
 {
     double timeout = luaL_optnumber(L, 1, 0);
-    if (!is_staging(L))
+    int live = go_live(L);
+    if (live)
         tnl_loop_step(timeout);
-    lua_pushboolean(L, 1);
+    lua_pushboolean(L, live);
     return 1;
 }
 
@@ -153,11 +169,18 @@ static int l_log(lua_State *L)
     return 0;
 }
 
-/* core.sniffer(name, match): api.lua checked name and uniqueness. */
+/* core.sniffer(name, match) -> true | nil, err (api.lua checked the name's form). */
 static int l_sniffer(lua_State *L)
 {
     struct tnl_ctx *ctx = tnl_ctx_of(L);
     const char *name = luaL_checkstring(L, 1);
+    for (int i = 0; i < ctx->nsniffers; i++) {
+        if (strcmp(ctx->sniffers[i].name, name) == 0) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "a sniffer named '%s' is already registered", name);
+            return 2;
+        }
+    }
     if (ctx->nsniffers >= TNL_LUA_SNIFFERS_MAX)
         return luaL_error(L, "too many sniffers (at most %d)", TNL_LUA_SNIFFERS_MAX);
     struct tnl_lua_sniffer *s = &ctx->sniffers[ctx->nsniffers];
@@ -166,12 +189,19 @@ static int l_sniffer(lua_State *L)
     tnl_lua_nojit(L, -1, ctx);
     s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     ctx->nsniffers++;
-    return 0;
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
-static int l_staging(lua_State *L)
+/* core.sniffers() -> { name, ... } in the order they are tried. */
+static int l_sniffers(lua_State *L)
 {
-    lua_pushboolean(L, is_staging(L));
+    struct tnl_ctx *ctx = tnl_ctx_of(L);
+    lua_createtable(L, ctx->nsniffers, 0);
+    for (int i = 0; i < ctx->nsniffers; i++) {
+        lua_pushstring(L, ctx->sniffers[i].name);
+        lua_rawseti(L, -2, i + 1);
+    }
     return 1;
 }
 
@@ -180,6 +210,7 @@ static const luaL_Reg core_fns[] = {
     { "listener_info", tnl_l_listener_info },
     { "listener_close", tnl_l_listener_close },
     { "sniffer", l_sniffer },
+    { "sniffers", l_sniffers },
     { "run", l_run },
     { "step", l_step },
     { "fd", l_fd },
@@ -187,7 +218,6 @@ static const luaL_Reg core_fns[] = {
     { "now", l_now },
     { "config", l_config },
     { "log", l_log },
-    { "staging", l_staging },
     { NULL, NULL },
 };
 

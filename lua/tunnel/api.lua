@@ -83,8 +83,6 @@ end
 ---------------------------------------------------------------------------
 -- tunnel.sniffer
 
-local sniffer_names = {}
-
 local sniffer_schema = {
   name = { "string", required = true, check = function(v)
     if not v:match("^[%a][%w_%-]*$") or #v > 31 then
@@ -98,24 +96,16 @@ local sniffer_schema = {
 
 --- tunnel.sniffer{ name, match }: match(bytes) returns true [, fields] when the
 -- bytes are this protocol, false when they are not, nil when it needs more.
--- Matchers run after the built-ins, in registration order.
+-- Matchers run after the built-ins, in registration order; they may not yield.
 function M.sniffer(opts)
   local o = check.options("tunnel.sniffer", opts, sniffer_schema)
-  if sniffer_names[o.name] then
-    check.argerror("tunnel.sniffer", 1, ("a sniffer named '%s' is already registered"):format(o.name))
-  end
-  core.sniffer(o.name, o.match)
-  sniffer_names[o.name] = true
-  sniffer_names[#sniffer_names + 1] = o.name
+  local ok, err = core.sniffer(o.name, o.match)
+  if not ok then check.argerror("tunnel.sniffer", 1, err) end
   return o.name
 end
 
 --- tunnel.sniffers(): names of the Lua sniffers, in the order they are tried.
-function M.sniffers()
-  local out = {}
-  for i, n in ipairs(sniffer_names) do out[i] = n end
-  return out
-end
+M.sniffers = core.sniffers
 
 ---------------------------------------------------------------------------
 -- settings, loop, helpers
@@ -160,7 +150,10 @@ function M.log(level, event, fields)
 end
 
 --- tunnel.run(): serve until SIGTERM/SIGINT (or tunnel.stop()) has drained.
--- Under `tunnel run` the runtime serves after the script: this returns false.
+-- Not needed under `tunnel run` (which serves once the script has loaded and
+-- can then reload it); a script that calls it anyway owns the loop: what it
+-- declared so far goes live at once, and `tunnel run` exits when it returns.
+-- Returns false under `tunnel run --check`, which never serves.
 M.run = core.run
 
 --- tunnel.step([timeout]): one turn of the loop, waiting at most timeout s.
