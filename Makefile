@@ -75,21 +75,27 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 .PHONY: all
 all: $(BUILD)/tunnel $(BUILD)/tunnel.so
 
+# V=1 shows the full commands.
+Q := $(if $(V),,@)
+
 $(BUILD)/%.o: %.c $(CORE_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/libtunnel.a: $(CORE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 # The binary links LuaJIT and exports its symbols so Lua C modules (cjson) load.
 $(BUILD)/tunnel: $(CLI_OBJ) $(BUILD)/libtunnel.a
-	$(CC) $(SANLD) -Wl,-E -o $@ $(CLI_OBJ) $(BUILD)/libtunnel.a $(LUAJIT_LIBS) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SANLD) -Wl,-E -o $@ $(CLI_OBJ) $(BUILD)/libtunnel.a $(LUAJIT_LIBS) $(LIBS)
 
 # The module takes LuaJIT's symbols from the host process (luajit, a gateway).
 $(BUILD)/tunnel.so: $(CORE_OBJ)
-	$(CC) $(SANLD) -shared -o $@ $(CORE_OBJ) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(SANLD) -shared -o $@ $(CORE_OBJ) $(LIBS)
 
 # ---------------------------------------------------------------------------
 # Tests. Every suite writes TAP to $(BUILD)/results/<suite>.tap; tests/tap-sum
@@ -103,7 +109,8 @@ $(BUILD)/gen/vectors.h: tests/unit/gen_vectors.lua $(wildcard tests/vectors/*.js
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libtunnel.a $(BUILD)/gen/vectors.h tests/unit/unit.h
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -I$(BUILD)/gen -Itests/unit $(CFLAGS) -Wno-missing-prototypes $(SANLD) -o $@ $< \
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CPPFLAGS) -I$(BUILD)/gen -Itests/unit $(CFLAGS) -Wno-missing-prototypes $(SANLD) -o $@ $< \
 	  $(BUILD)/libtunnel.a $(LUAJIT_LIBS) -lcmocka $(LIBS)
 
 .PHONY: unit spec e2e interop
@@ -139,14 +146,16 @@ FUZZ_OBJ := $(CORE_SRC:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_BUILD)/%.o: %.c $(CORE_HDR)
 	@mkdir -p $(@D)
-	clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CLANG   $<")
+	$(Q)clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c $< -o $@
 
 $(FUZZ_BUILD)/libtunnel.a: $(FUZZ_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libtunnel.a
-	clang $(CPPFLAGS) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(CPPFLAGS) -Itests/fuzz $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
 	  $(FUZZ_BUILD)/libtunnel.a $(LUAJIT_LIBS) $(LIBS)
 
 .PHONY: fuzz fuzz-build

@@ -7,4 +7,7 @@
 /* Dispatch `tunnel CMD ...` (argv[0] is CMD). Returns the exit status. */
 int tnl_cli_other(const char *cmd, int argc, char **argv);
 
+/* ca init, keygen, cert issue|show; -1 if cmd is none of them. */
+int tnl_cli_pki(const char *cmd, int argc, char **argv);
+
 #endif

@@ -7,7 +7,9 @@
 
 int tnl_cli_other(const char *cmd, int argc, char **argv)
 {
-    (void)argc; (void)argv;
+    int rc = tnl_cli_pki(cmd, argc, argv);
+    if (rc >= 0)
+        return rc;
     fprintf(stderr, "tunnel: unknown command '%s' (try 'tunnel help')\n", cmd);
     return 2;
 }
