@@ -96,9 +96,14 @@ static void set_arg(lua_State *L)
     lua_setglobal(L, "arg");
 }
 
+/* Script errors name file:line already; the full traceback is for debug. */
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
+    if (tnl_log_level > TNL_LOG_DEBUG) {
+        lua_pushstring(L, msg ? msg : "(error object is not a string)");
+        return 1;
+    }
     luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
     return 1;
 }

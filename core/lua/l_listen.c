@@ -99,6 +99,7 @@ int tnl_l_listen(lua_State *L)
     cfg->on_timeout = strcmp(opt_str(L, "on_timeout", "close"), "opaque") == 0 ? TNL_TIMEOUT_OPAQUE
                                                                              : TNL_TIMEOUT_CLOSE;
     cfg->proxy_protocol = opt_bool(L, "proxy_protocol");
+    cfg->no_sniff = opt_bool(L, "no_sniff");
     cfg->send_proxy = opt_bool(L, "send_proxy");
     lua_getfield(L, 1, "route");
     tnl_lua_nojit(L, -1, ctx);

@@ -234,6 +234,7 @@ int luaopen_tunnel(lua_State *L)
     }
     lua_newtable(L);
     luaL_register(L, NULL, core_fns);
+    tnl_lua_open_misc(L);
     tnl_hook_open_helpers(L);
     lua_pushstring(L, TNL_VERSION);
     lua_setfield(L, -2, "version");

@@ -17,6 +17,9 @@ int tnl_runtime_init(void);
 
 void tnl_lua_nojit(lua_State *L, int idx, struct tnl_ctx *ctx);
 
+/* Add core.after/cancel/write_file/demo_http to the table on top of L. */
+void tnl_lua_open_misc(lua_State *L);
+
 int tnl_l_listen(lua_State *L);
 int tnl_l_listener_info(lua_State *L);
 int tnl_l_listener_close(lua_State *L);

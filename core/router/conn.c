@@ -280,6 +280,10 @@ static int sniff_proxy_header(struct tnl_conn *c, const uint8_t *data, size_t le
     }
     c->proxy_len = h.header_len;
     c->proxy_done = 1;
+    if (c->cfg->no_sniff) {
+        decided(c, "opaque");
+        return -1;          /* decided: nothing more to sniff */
+    }
     return 1;
 }
 
@@ -474,6 +478,10 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
     c->state = TNL_CONN_SNIFF;
     io->owner = c;
     io->ready = sniff_ready;
+    if (cfg->no_sniff && !cfg->proxy_protocol) {
+        decided(c, "opaque");
+        return;
+    }
     ev_timer_init(&c->timer, sniff_timeout_cb, cfg->sniff_timeout, 0);
     c->timer.data = c;
     ev_timer_start(tnl_ev, &c->timer);

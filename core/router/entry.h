@@ -41,6 +41,7 @@ struct tnl_entry_cfg {
     size_t peek_max;
     double sniff_timeout;
     enum tnl_on_timeout on_timeout;
+    int no_sniff;                       /* route at once on accept, as opaque */
     int proxy_protocol;                 /* expect a PROXY header from a load balancer */
     int send_proxy;                     /* send a PROXY v2 header to the upstream */
     double connect_timeout;

@@ -28,6 +28,7 @@ local listen_schema = {
   end },
   route = { "callable", required = true },
   sniff = { "table", default = {}, fields = {
+    enabled = { "boolean", default = true },
     bytes = { "integer", min = 64, max = 1048576, default = 16384 },
     timeout = { "number", min = 0.001, max = 3600, default = 5 },
     on_timeout = { "enum", values = { "close", "opaque" }, default = "close" },
@@ -63,8 +64,10 @@ function Listener.close(self)
   return core.listener_close(rawget(self, "_handle"))
 end
 
---- tunnel.listen{ addr, name, route, sniff = {bytes, timeout, on_timeout},
+--- tunnel.listen{ addr, name, route, sniff = {enabled, bytes, timeout, on_timeout},
 --                 proxy_protocol, send_proxy, connect_timeout }
+-- sniff.enabled = false routes at once on accept (conn.proto = "opaque",
+-- conn.bytes = ""): plain L4 forwarding, fine for server-speaks-first protocols.
 -- Returns a listener, or nil, err if the address cannot be bound (in a host;
 -- under `tunnel run` binding happens once the script has loaded).
 function M.listen(opts)
@@ -73,6 +76,7 @@ function M.listen(opts)
   local h, err = core.listen{
     addr = o.addr, name = name, route = o.route,
     peek = o.sniff.bytes, sniff_timeout = o.sniff.timeout, on_timeout = o.sniff.on_timeout,
+    no_sniff = not o.sniff.enabled,
     proxy_protocol = o.proxy_protocol, send_proxy = o.send_proxy,
     connect_timeout = o.connect_timeout,
   }
@@ -183,5 +187,35 @@ M.sleep = core.sleep
 
 --- tunnel.now(): the loop's monotonic clock, in seconds.
 M.now = core.now
+
+--- tunnel.after(seconds, fn): run fn once after `seconds`, as a hook (under
+-- the hook budget, failures logged, may call tunnel.sleep). Returns a timer
+-- with :cancel().
+function M.after(seconds, fn)
+  if type(seconds) ~= "number" or seconds < 0 or seconds ~= seconds then
+    check.argerror("tunnel.after", 1, "seconds must be a non-negative number")
+  end
+  if type(fn) ~= "function" then check.argerror("tunnel.after", 2, "function expected") end
+  local id = core.after(seconds, fn)
+  return { cancel = function() return core.cancel(id) end }
+end
+
+local demo_schema = {
+  addr = { "string", default = "127.0.0.1:0", check = check.hostport },
+  text = { "string", check = function(v)
+    if #v > 200 then return nil, "must be at most 200 characters" end
+    return true
+  end },
+}
+
+--- tunnel.demo{ addr = "127.0.0.1:0", text = "..." }: the built-in demo HTTP
+-- service (answers every request with a short page naming the request and the
+-- client). Returns { addr = bound address, stop = function }, or nil, err.
+function M.demo(opts)
+  local o = check.options("tunnel.demo", opts or {}, demo_schema)
+  local id, addr = core.demo_http(o.addr, o.text)
+  if not id then return nil, addr end
+  return { addr = addr, stop = function() return core.demo_stop(id) end }
+end
 
 return M
