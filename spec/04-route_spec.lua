@@ -189,8 +189,11 @@ describe("a route hook may yield", function()
 end)
 
 describe("tunnel.fd()", function()
-  ffi = require "ffi"
-  pcall(ffi.cdef, "struct tnl_spec_pollfd { int fd; short events; short revents; }; int poll(struct tnl_spec_pollfd *fds, unsigned long n, int timeout);")
+  local ffi = require "ffi"
+  pcall(ffi.cdef, [[
+    struct tnl_spec_pollfd { int fd; short events; short revents; };
+    int poll(struct tnl_spec_pollfd *fds, unsigned long n, int timeout);
+  ]])
   it("becomes readable when a connection arrives", function()
     local p = ffi.new("struct tnl_spec_pollfd[1]")
     p[0].fd = tunnel.fd()
