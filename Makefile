@@ -25,7 +25,7 @@ DEB_BUILD := build-essential pkg-config clang libclang-rt-14-dev \
              libcmocka-dev libwslay-dev libhttp-parser-dev
 DEB_LUA   := lua-cjson lua-busted lua-check
 DEB_TEST  := curl openssl postgresql postgresql-client openssh-server openssh-client \
-             iproute2 procps psmisc nodejs npm prometheus
+             iproute2 procps psmisc python3 nodejs npm prometheus
 DEB_BENCH := haproxy nginx-light iperf3 wrk
 DEB_ALL   := $(DEB_BUILD) $(DEB_LUA) $(DEB_TEST) $(DEB_BENCH)
 

@@ -18,6 +18,7 @@
 
 #include "lua/l_route.h"
 #include "lua/l_sniffer.h"
+#include "relay/relay.h"
 #include "router/reject.h"
 #include "sniff/proxy.h"
 #include "util/log.h"
@@ -62,8 +63,12 @@ static void log_close(struct tnl_conn *c)
     if (c->proto)
         tnl_log_str(&l, "proto", c->proto);
     tnl_log_str(&l, "src", c->src_str);
-    if (c->upstream.host[0])
+    if (c->service) {
+        tnl_log_str(&l, "service", c->service->name);
+        tnl_log_str(&l, "agent", c->service->owner);
+    } else if (c->upstream.host[0]) {
         tnl_log_str(&l, "upstream", c->connect.target);
+    }
     uint64_t in = c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
     tnl_log_uint(&l, "bytes_in", in);
     tnl_log_uint(&l, "bytes_out", c->splice.ba.bytes);
@@ -86,6 +91,10 @@ static void conn_free(struct tnl_conn *c, int abort)
         tnl_io_close(c->client, abort);
     if (c->up)
         tnl_io_close(c->up, abort);
+    if (c->service) {
+        uint64_t in = c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
+        tnl_service_unref(c->service, in, c->splice.ba.bytes);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -184,15 +193,22 @@ static void splice_done(struct tnl_splice *s, int err, char side)
     conn_free(c, err != 0);
 }
 
-/* Put our PROXY v2 header in the headroom just before the peeked bytes. */
+/* Put our PROXY v2 header in the headroom just before the peeked bytes: the
+ * client's addresses, the name it asked for and, towards an agent, the
+ * service and the sniffed protocol. */
 static void prepend_proxy(struct tnl_conn *c, struct tnl_buf *b)
 {
     uint8_t hdr[TNL_PEEK_HEADROOM];
-    struct tnl_proxy_tlv tlvs[1];
+    struct tnl_proxy_tlv tlvs[3];
     size_t nt = 0;
     const struct tnl_slice *auth = c->sr.sni.n ? &c->sr.sni : c->sr.host.n ? &c->sr.host : NULL;
     if (auth && auth->n <= 255)
         tlvs[nt++] = (struct tnl_proxy_tlv){ TNL_PP2_TYPE_AUTHORITY, auth->p, (uint16_t)auth->n };
+    if (c->service) {
+        tlvs[nt++] = (struct tnl_proxy_tlv){ TNL_PP2_TYPE_TNL_SERVICE, c->service->name,
+                                             (uint16_t)strlen(c->service->name) };
+        tlvs[nt++] = (struct tnl_proxy_tlv){ TNL_PP2_TYPE_TNL_PROTO, c->proto, (uint16_t)strlen(c->proto) };
+    }
     int n = tnl_proxy_v2_write(hdr, sizeof hdr, (struct sockaddr *)&c->src, (struct sockaddr *)&c->dst,
                                tlvs, nt);
     if (n <= 0 || (size_t)n > b->off)
@@ -200,6 +216,21 @@ static void prepend_proxy(struct tnl_conn *c, struct tnl_buf *b)
     b->off -= (size_t)n;
     memcpy(b->data + b->off, hdr, (size_t)n);
     c->proxy_sent = (size_t)n;
+}
+
+/* The peek buffer becomes the first a->b buffer of the splice: the client's
+ * bytes go out untouched, after our PROXY header if asked for. */
+static void start_splice(struct tnl_conn *c, struct tnl_io *up, int proxy)
+{
+    struct tnl_buf *b = c->peek;
+    c->up = up;
+    c->peek = NULL;
+    b->off = TNL_PEEK_HEADROOM + c->proxy_len;
+    if (proxy)
+        prepend_proxy(c, b);
+    free_sniff_state(c);
+    c->state = TNL_CONN_SPLICE;
+    tnl_splice_start(&c->splice, c->client, c->up, b, c->client_eof, splice_done, c);
 }
 
 static void connected(struct tnl_connect *cn, int fd, const char *err)
@@ -210,41 +241,63 @@ static void connected(struct tnl_connect *cn, int fd, const char *err)
         reject(c, TNL_REJECT_UPSTREAM, err);
         return;
     }
-    c->up = tnl_io_fd_new(fd);
-    if (!c->up) {
+    struct tnl_io *up = tnl_io_fd_new(fd);
+    if (!up) {
         reject(c, TNL_REJECT_UPSTREAM, "out of memory");
         return;
     }
-    /* The peek buffer becomes the first a->b buffer of the splice: the client's
-     * bytes go out untouched, after our PROXY header if asked for. */
-    struct tnl_buf *b = c->peek;
-    c->peek = NULL;
-    b->off = TNL_PEEK_HEADROOM + c->proxy_len;
-    if (c->cfg->send_proxy)
-        prepend_proxy(c, b);
-    free_sniff_state(c);
-    c->state = TNL_CONN_SPLICE;
-    tnl_splice_start(&c->splice, c->client, c->up, b, c->client_eof, splice_done, c);
+    start_splice(c, up, c->cfg->send_proxy);
+}
+
+static void log_route(struct tnl_conn *c)
+{
+    struct tnl_log l;
+    if (!tnl_log_begin(&l, TNL_LOG_INFO, "route"))
+        return;
+    tnl_log_uint(&l, "conn", c->id);
+    tnl_log_str(&l, "listener", c->cfg->name);
+    tnl_log_str(&l, "proto", c->proto);
+    if (c->sr.sni.n)
+        tnl_log_strn(&l, "sni", (const char *)c->sr.sni.p, c->sr.sni.n);
+    if (c->sr.host.n)
+        tnl_log_strn(&l, "host", (const char *)c->sr.host.p, c->sr.host.n);
+    if (c->service) {
+        tnl_log_str(&l, "service", c->service->name);
+        tnl_log_str(&l, "agent", c->service->owner);
+    } else {
+        tnl_log_str(&l, "upstream", c->connect.target);
+    }
+    tnl_log_end(&l);
+}
+
+void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc)
+{
+    char why[160];
+    c->hook = NULL;
+    if (!svc->session) {
+        snprintf(why, sizeof why, "agent '%s' of service '%s' is offline", svc->owner, svc->name);
+        reject(c, TNL_REJECT_UPSTREAM, why);
+        return;
+    }
+    struct tnl_io *st = tnl_service_open_stream(svc);
+    if (!st) {
+        snprintf(why, sizeof why, "agent '%s' refused a new stream for '%s'", svc->owner, svc->name);
+        reject(c, TNL_REJECT_UPSTREAM, why);
+        return;
+    }
+    c->service = svc;
+    tnl_service_ref(svc);
+    log_route(c);
+    start_splice(c, st, 1);
 }
 
 void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp)
 {
-    struct tnl_log l;
     c->hook = NULL;
     c->upstream = *hp;
     c->state = TNL_CONN_CONNECT;
     tnl_connect_start(&c->connect, hp, c->cfg->connect_timeout, connected, c);
-    if (tnl_log_begin(&l, TNL_LOG_INFO, "route")) {
-        tnl_log_uint(&l, "conn", c->id);
-        tnl_log_str(&l, "listener", c->cfg->name);
-        tnl_log_str(&l, "proto", c->proto);
-        if (c->sr.sni.n)
-            tnl_log_strn(&l, "sni", (const char *)c->sr.sni.p, c->sr.sni.n);
-        if (c->sr.host.n)
-            tnl_log_strn(&l, "host", (const char *)c->sr.host.p, c->sr.host.n);
-        tnl_log_str(&l, "upstream", c->connect.target);
-        tnl_log_end(&l);
-    }
+    log_route(c);
 }
 
 /* ---- SNIFF --------------------------------------------------------------- */
@@ -255,7 +308,12 @@ static void decided(struct tnl_conn *c, const char *proto)
     c->state = TNL_CONN_ROUTE;
     ev_timer_stop(tnl_ev, &c->timer);
     tnl_io_want(c->client, 0);     /* further bytes wait in the kernel for the splice */
-    tnl_route_call(c);
+    if (c->cfg->service)
+        tnl_conn_route_service(c, c->cfg->service);     /* a tcp service's own port */
+    else if (c->cfg->relay && c->cfg->route_ref == LUA_NOREF)
+        tnl_relay_route(c);                             /* by exposed name, no Lua */
+    else
+        tnl_route_call(c);
 }
 
 /* The PROXY header from a load balancer: 1 when done, 0 to wait, -1 after reject. */
@@ -308,7 +366,9 @@ static int sniff_lua(struct tnl_conn *c, const uint8_t *body, size_t blen)
         }
         if (m == TNL_LUA_NEED_MORE && !c->sniff_final)
             return 0;
-        c->lua_ruled_out |= 1ULL << i;   /* false, or no more bytes will come */
+        /* false, or it still wants more but no more bytes can come (the
+         * client ended, or the peek limit): it cannot match, try the next. */
+        c->lua_ruled_out |= 1ULL << i;
     }
     decided(c, "opaque");
     return 1;
@@ -346,8 +406,7 @@ static void sniff(struct tnl_conn *c)
         if (!c->sniff_final)
             return;
         snprintf(why, sizeof why, "%s before the protocol could be recognised (%zu bytes)",
-                 c->client_eof ? "client closed" : c->timed_out ? "sniff timeout" : "peek limit reached",
-                 blen);
+                 c->client_eof ? "client closed" : "peek limit reached", blen);
         reject(c, TNL_REJECT_CLOSE, why);
         return;
     case TNL_SNIFF_NO_MATCH:
@@ -356,15 +415,16 @@ static void sniff(struct tnl_conn *c)
     }
 }
 
-/* Grow the peek buffer towards the listener's limit; 0 when it is full. */
+/* Room left under the listener's peek limit, growing the buffer towards it;
+ * 0 when the limit is reached. */
 static size_t peek_room(struct tnl_conn *c)
 {
     size_t limit = TNL_PEEK_HEADROOM + c->proxy_len + c->cfg->peek_max;
     struct tnl_buf *b = c->peek;
-    if (b->len < b->cap)
-        return b->cap - b->len;
-    if (b->cap >= limit)
+    if (b->len >= limit)
         return 0;
+    if (b->len < b->cap)
+        return (b->cap < limit ? b->cap : limit) - b->len;
     size_t cap = b->cap * 2 < limit ? b->cap * 2 : limit;
     struct tnl_buf *nb = tnl_buf_alloc(cap);
     uint8_t *ns = malloc(cap);
@@ -407,26 +467,32 @@ static void sniff_ready(struct tnl_io *io, int events)
     sniff(c);
 }
 
+/* The sniff timeout: on_timeout = "opaque" routes whatever has arrived (even
+ * nothing: server-speaks-first protocols) as opaque; "close" refuses. */
 static void sniff_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     struct tnl_conn *c = w->data;
     size_t blen;
     tnl_conn_bytes(c, &blen);
-    if (blen == 0 && !(c->cfg->proxy_protocol && !c->proxy_done) &&
-        c->cfg->on_timeout == TNL_TIMEOUT_OPAQUE) {
-        decided(c, "opaque");           /* server-speaks-first protocols */
+    tnl_io_want(c->client, 0);
+    if (c->cfg->proxy_protocol && !c->proxy_done) {
+        reject(c, TNL_REJECT_CLOSE, "sniff timeout: no complete PROXY protocol header");
         return;
     }
-    c->timed_out = 1;
+    if (c->cfg->on_timeout == TNL_TIMEOUT_OPAQUE) {
+        decided(c, "opaque");
+        return;
+    }
     if (blen == 0) {
-        set_reason(c, "sniff timeout: client sent nothing");
+        set_reason(c, "sniff timeout: client sent nothing in %gs", c->cfg->sniff_timeout);
         conn_free(c, 0);
         return;
     }
-    c->sniff_final = 1;
-    tnl_io_want(c->client, 0);
-    sniff(c);
+    char why[160];
+    snprintf(why, sizeof why, "sniff timeout: protocol not recognised after %gs (%zu bytes)",
+             c->cfg->sniff_timeout, blen);
+    reject(c, TNL_REJECT_CLOSE, why);
 }
 
 void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen)
@@ -466,7 +532,7 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
         tnl_log_end(&l);
     }
 
-    size_t cap = TNL_PEEK_HEADROOM + PEEK_INITIAL;
+    size_t cap = TNL_PEEK_HEADROOM + (cfg->peek_max < PEEK_INITIAL ? cfg->peek_max : PEEK_INITIAL);
     c->peek = tnl_buf_alloc(cap);
     c->scratch = malloc(cap);
     if (!c->peek || !c->scratch) {

@@ -59,7 +59,6 @@ struct tnl_conn {
     unsigned proxy_done : 1;
     unsigned client_eof : 1;
     unsigned sniff_final : 1;           /* no more bytes will come: decide now */
-    unsigned timed_out : 1;
     ev_timer timer;                     /* sniff timeout, then linger timeout */
     struct tnl_sniff_result sr;
     const char *proto;                  /* static, or the Lua sniffer's name */
@@ -72,6 +71,7 @@ struct tnl_conn {
     struct tnl_hostport upstream;
     struct tnl_connect connect;
     struct tnl_io *up;                  /* owned */
+    struct tnl_service *service;        /* relay: the agent service it goes to (referenced) */
     struct tnl_splice splice;
     size_t proxy_sent;                  /* bytes of our PROXY header in the a->b count */
 
@@ -85,6 +85,8 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
 /* The route hook decided: an upstream, or a rejection with a reason. */
 void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp);
 void tnl_conn_route_reject(struct tnl_conn *c, enum tnl_reject kind, const char *reason);
+/* ... or an agent's service (relay): a stream to its agent, PROXY v2 first. */
+void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc);
 
 /* The bytes the route hook sees (after any PROXY header). */
 const uint8_t *tnl_conn_bytes(const struct tnl_conn *c, size_t *len);

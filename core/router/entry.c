@@ -9,6 +9,7 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "relay/relay.h"
 #include "router/conn.h"
 #include "util/log.h"
 
@@ -27,7 +28,8 @@ struct tnl_entry_cfg *tnl_entry_cfg_new(struct tnl_ctx *ctx)
         return NULL;
     cfg->refs = 1;
     cfg->ctx = ctx;
-    tnl_ctx_ref(ctx);
+    if (ctx)
+        tnl_ctx_ref(ctx);
     cfg->route_ref = LUA_NOREF;
     cfg->handle = tnl_entry_new_handle();
     cfg->peek_max = 16384;
@@ -45,8 +47,12 @@ void tnl_entry_cfg_unref(struct tnl_entry_cfg *cfg)
 {
     if (!cfg || --cfg->refs > 0)
         return;
-    tnl_ctx_unref_value(cfg->ctx, cfg->route_ref);
-    tnl_ctx_unref(cfg->ctx);
+    if (cfg->ctx) {
+        tnl_ctx_unref_value(cfg->ctx, cfg->route_ref);
+        tnl_ctx_unref(cfg->ctx);
+    }
+    if (cfg->service)
+        tnl_service_unref(cfg->service, 0, 0);
     free(cfg);
 }
 
@@ -114,6 +120,17 @@ static void link_entry(struct tnl_entry *e)
     *pp = e;
 }
 
+struct tnl_entry *tnl_entry_open_dynamic(struct tnl_entry_cfg *cfg, char *err, size_t cap)
+{
+    struct tnl_entry *e = entry_open(cfg, err, cap);
+    if (!e)
+        return NULL;
+    e->dynamic = 1;
+    link_entry(e);
+    log_listen("listen", e);
+    return e;
+}
+
 int tnl_entry_declare(struct tnl_entry_cfg *cfg, char *err, size_t cap)
 {
     struct tnl_ctx *ctx = cfg->ctx;
@@ -144,61 +161,68 @@ int tnl_entry_declare(struct tnl_entry_cfg *cfg, char *err, size_t cap)
 static struct tnl_entry *find_live(const struct tnl_entry_cfg *cfg)
 {
     for (struct tnl_entry *e = tnl_entries; e; e = e->next)
-        if (same_addr(&e->l.addr, e->l.addrlen, &cfg->bind, cfg->bindlen) ||
-            same_addr(&e->cfg->bind, e->cfg->bindlen, &cfg->bind, cfg->bindlen))
+        if (!e->dynamic && (same_addr(&e->l.addr, e->l.addrlen, &cfg->bind, cfg->bindlen) ||
+            same_addr(&e->cfg->bind, e->cfg->bindlen, &cfg->bind, cfg->bindlen)))
             return e;
     return NULL;
 }
 
-int tnl_entries_commit(struct tnl_ctx *ctx, char *err, size_t cap)
+/* Phase 1 of a commit: bind what is new. On failure nothing changed. */
+int tnl_entries_prepare(struct tnl_ctx *ctx, struct tnl_entry **opened, char *err, size_t cap)
 {
-    struct tnl_entry *opened = NULL;
-    int n = 0;
-    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl)
-        n++;
-    struct tnl_entry **keep = calloc((size_t)n + 1, sizeof *keep);
-    if (!keep) {
-        snprintf(err, cap, "out of memory");
-        return -ENOMEM;
-    }
-    /* Pass 1: bind what is new; on failure undo and leave everything as it was. */
-    int i = 0;
-    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl, i++) {
-        keep[i] = find_live(d);
-        if (keep[i])
+    *opened = NULL;
+    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl) {
+        if (find_live(d))
             continue;
         struct tnl_entry *e = entry_open(d, err, cap);
         if (!e) {
-            while (opened) {
-                struct tnl_entry *next = opened->next;
-                tnl_listener_close(&opened->l);
-                tnl_entry_cfg_unref(opened->cfg);
-                free(opened);
-                opened = next;
-            }
-            free(keep);
+            tnl_entries_abort(*opened);
+            *opened = NULL;
             return -EADDRNOTAVAIL;
         }
-        e->next = opened;
-        opened = e;
+        e->next = *opened;
+        *opened = e;
     }
-    /* Pass 2: close entries not declared again, swap cfgs of the kept ones. */
+    return 0;
+}
+
+void tnl_entries_abort(struct tnl_entry *opened)
+{
+    while (opened) {
+        struct tnl_entry *next = opened->next;
+        tnl_listener_close(&opened->l);
+        tnl_entry_cfg_unref(opened->cfg);
+        free(opened);
+        opened = next;
+    }
+}
+
+static struct tnl_entry_cfg *declared_again(struct tnl_ctx *ctx, struct tnl_entry *e)
+{
+    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl)
+        if (same_addr(&e->l.addr, e->l.addrlen, &d->bind, d->bindlen) ||
+            same_addr(&e->cfg->bind, e->cfg->bindlen, &d->bind, d->bindlen))
+            return d;
+    return NULL;
+}
+
+/* Phase 2: close entries not declared again, swap the kept ones' cfgs, link
+ * the new ones. Cannot fail. */
+void tnl_entries_apply(struct tnl_ctx *ctx, struct tnl_entry *opened)
+{
     for (struct tnl_entry *e = tnl_entries, *next; e; e = next) {
         next = e->next;
-        int kept = 0;
-        for (i = 0; i < n; i++)
-            kept |= keep[i] == e;
-        if (!kept)
-            tnl_entry_close(e);
-    }
-    i = 0;
-    for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl, i++) {
-        if (!keep[i])
+        if (e->dynamic)
             continue;
-        struct tnl_entry_cfg *old = keep[i]->cfg;
+        struct tnl_entry_cfg *d = declared_again(ctx, e);
+        if (!d) {
+            tnl_entry_close(e);
+            continue;
+        }
+        struct tnl_entry_cfg *old = e->cfg;
         tnl_entry_cfg_ref(d);
-        keep[i]->cfg = d;
-        keep[i]->handle = d->handle;
+        e->cfg = d;
+        e->handle = d->handle;
         tnl_entry_cfg_unref(old);
     }
     while (opened) {
@@ -207,9 +231,7 @@ int tnl_entries_commit(struct tnl_ctx *ctx, char *err, size_t cap)
         log_listen("listen", opened);
         opened = next;
     }
-    free(keep);
     tnl_entry_decls_free(ctx);
-    return 0;
 }
 
 void tnl_entry_decls_free(struct tnl_ctx *ctx)

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 
 #include "lua/ctx.h"
+
+struct tnl_service;
 #include "net/listener.h"
 #include "util/addr.h"
 
@@ -42,6 +44,8 @@ struct tnl_entry_cfg {
     double sniff_timeout;
     enum tnl_on_timeout on_timeout;
     int no_sniff;                       /* route at once on accept, as opaque */
+    uint64_t relay;                     /* handle of the relay whose public entry this is, 0 if none */
+    struct tnl_service *service;        /* a tcp service's own port: every connection goes there (referenced) */
     int proxy_protocol;                 /* expect a PROXY header from a load balancer */
     int send_proxy;                     /* send a PROXY v2 header to the upstream */
     double connect_timeout;
@@ -50,6 +54,7 @@ struct tnl_entry_cfg {
 struct tnl_entry {
     struct tnl_entry *next;
     uint64_t handle;
+    int dynamic;                        /* opened by the runtime (a service port), not by the script */
     struct tnl_listener l;
     struct tnl_entry_cfg *cfg;          /* referenced */
 };
@@ -65,8 +70,17 @@ void tnl_entry_cfg_unref(struct tnl_entry_cfg *cfg);
  * Returns 0, or -errno with a message in err. */
 int tnl_entry_declare(struct tnl_entry_cfg *cfg, char *err, size_t cap);
 
-/* Make ctx's declarations the running set (see the glossary). */
-int tnl_entries_commit(struct tnl_ctx *ctx, char *err, size_t cap);
+/* Bind now an entry the runtime needs (a relay's tcp service port); reloads
+ * leave it alone. Takes its own reference on cfg. NULL with err on failure. */
+struct tnl_entry *tnl_entry_open_dynamic(struct tnl_entry_cfg *cfg, char *err, size_t cap);
+
+/* Make ctx's declarations the running set (see the glossary), in two
+ * phases so that a reload is all-or-nothing across every kind of object:
+ * prepare binds the new sockets (nothing changes on failure), then either
+ * apply (cannot fail) or abort. lua/commit.c orchestrates. */
+int tnl_entries_prepare(struct tnl_ctx *ctx, struct tnl_entry **opened, char *err, size_t cap);
+void tnl_entries_apply(struct tnl_ctx *ctx, struct tnl_entry *opened);
+void tnl_entries_abort(struct tnl_entry *opened);
 
 /* Free declarations that were never committed. */
 void tnl_entry_decls_free(struct tnl_ctx *ctx);
