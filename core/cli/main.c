@@ -26,6 +26,7 @@
 
 #include "cli/cli.h"
 #include "loop/loop.h"
+#include "lua/commit.h"
 #include "lua/hook.h"
 #include "lua/module.h"
 #include "router/entry.h"
@@ -136,7 +137,7 @@ static struct tnl_ctx *load_script(char *err, size_t cap)
         rc = lua_pcall(L, 0, 0, -2);
     if (rc != 0) {
         snprintf(err, cap, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "script failed");
-        tnl_entry_decls_free(ctx);
+        tnl_commit_discard(ctx);
         tnl_ctx_unref(ctx);
         return NULL;
     }
@@ -147,9 +148,9 @@ static struct tnl_ctx *load_script(char *err, size_t cap)
 /* Commit a loaded ctx; on failure it is dropped and the running one stays. */
 static int commit(struct tnl_ctx *ctx, char *err, size_t cap)
 {
-    int rc = tnl_entries_commit(ctx, err, cap);
+    int rc = tnl_commit(ctx, err, cap);
     if (rc < 0) {
-        tnl_entry_decls_free(ctx);
+        tnl_commit_discard(ctx);
         tnl_ctx_unref(ctx);
         return rc;
     }
@@ -282,7 +283,7 @@ static int cmd_run(int argc, char **argv)
     }
     if (opt.check) {
         print_check(ctx);
-        tnl_entry_decls_free(ctx);
+        tnl_commit_discard(ctx);
         tnl_ctx_unref(ctx);
         return 0;
     }

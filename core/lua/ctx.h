@@ -34,6 +34,8 @@ struct tnl_lua_sniffer {
 };
 
 struct tnl_entry_cfg;
+struct tnl_relay_cfg;
+struct tnl_agent_cfg;
 
 struct tnl_ctx {
     lua_State *L;
@@ -51,6 +53,8 @@ struct tnl_ctx {
     int nsniffers;
 
     struct tnl_entry_cfg *decls;    /* declared listeners, in order (staging) */
+    struct tnl_relay_cfg *relay_decls;
+    struct tnl_agent_cfg *agent_decls;
 
     /* hook budget: per hook invocation */
     long budget_instructions;

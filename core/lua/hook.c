@@ -246,8 +246,60 @@ static int l_sleep(lua_State *L)
     return lua_yield(L, 0);
 }
 
+struct call_out {
+    lua_State *L;
+    int n;
+    int ok;
+};
+
+static void call_done(void *arg, struct tnl_hook_run *run, int ok)
+{
+    struct call_out *o = arg;
+    o->ok = ok;
+    if (!ok)
+        return;
+    o->n = lua_gettop(run->co);
+    lua_checkstack(o->L, o->n + 1);
+    lua_xmove(run->co, o->L, o->n);
+}
+
+/*
+ * core.call_hook(name, detail, fn, ...) -> true, results... | false
+ * The Lua library's way to call an operator hook (authorize, allocate_port):
+ * same budget, same fail-closed logging as hooks called from C. The hook may
+ * not yield (the library needs its answer now).
+ */
+static int l_call_hook(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *detail = luaL_optstring(L, 2, NULL);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    int nargs = lua_gettop(L) - 3;
+    struct tnl_ctx *ctx = tnl_ctx_of(L);
+    lua_pushvalue(L, 3);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    struct tnl_hook_run *run = tnl_hook_prepare(ctx, ref, name, detail, 0);
+    if (!run) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+        return luaL_error(L, "out of memory");
+    }
+    lua_checkstack(run->co, nargs + 1);
+    for (int i = 4; i < 4 + nargs; i++)
+        lua_pushvalue(L, i);
+    lua_xmove(L, run->co, nargs);
+    struct call_out out = { L, 0, 0 };
+    int base = lua_gettop(L);
+    tnl_hook_start(run, nargs, TNL_HOOK_NO_YIELD, call_done, &out);
+    luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    lua_pushboolean(L, out.ok);
+    lua_insert(L, base + 1);
+    return out.n + 1;
+}
+
 void tnl_hook_open_helpers(lua_State *L)
 {
     lua_pushcfunction(L, l_sleep);
     lua_setfield(L, -2, "sleep");
+    lua_pushcfunction(L, l_call_hook);
+    lua_setfield(L, -2, "call_hook");
 }

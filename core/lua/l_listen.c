@@ -101,9 +101,14 @@ int tnl_l_listen(lua_State *L)
     cfg->proxy_protocol = opt_bool(L, "proxy_protocol");
     cfg->no_sniff = opt_bool(L, "no_sniff");
     cfg->send_proxy = opt_bool(L, "send_proxy");
+    cfg->relay = (uint64_t)opt_num(L, "relay", 0);
     lua_getfield(L, 1, "route");
-    tnl_lua_nojit(L, -1, ctx);
-    cfg->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);      /* a relay entry without a hook routes by exposed name */
+    } else {
+        tnl_lua_nojit(L, -1, ctx);
+        cfg->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     if (bind_addr(cfg, err, sizeof err) < 0) {
         tnl_entry_cfg_unref(cfg);
         lua_pushnil(L);

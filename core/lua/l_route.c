@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "lua/hook.h"
+#include "relay/relay.h"
 #include "router/conn.h"
 
 static void set_slice(lua_State *L, const char *key, struct tnl_slice s)
@@ -51,6 +52,21 @@ static void push_pg(lua_State *L, const struct tnl_sniff_result *sr)
     lua_setfield(L, -2, "pg");
 }
 
+/* Relay entries: conn.service = { service, agent, kind, online } for the
+ * service the name would reach by default (return it to accept). */
+static void push_service(lua_State *L, const struct tnl_service *svc)
+{
+    if (!svc)
+        return;
+    lua_createtable(L, 0, 4);
+    set_str(L, "service", svc->name);
+    set_str(L, "agent", svc->owner);
+    set_str(L, "kind", tnl_service_kind_name(svc->kind));
+    lua_pushboolean(L, svc->session != NULL);
+    lua_setfield(L, -2, "online");
+    lua_setfield(L, -2, "service");
+}
+
 /* The conn table handed to route(conn): docs/hooks.md lists every field. */
 static void push_conn(lua_State *L, struct tnl_conn *c)
 {
@@ -82,6 +98,32 @@ static void push_conn(lua_State *L, struct tnl_conn *c)
         lua_rawgeti(L, LUA_REGISTRYINDEX, c->fields_ref);
         lua_setfield(L, -2, "fields");
     }
+    if (c->cfg->relay)
+        push_service(L, tnl_relay_default_service(tnl_relay_by_handle(c->cfg->relay), c));
+}
+
+/* {service = name [, agent = name]}: an agent's service. 1 when routed. */
+static int route_table_result(struct tnl_conn *c, struct tnl_hook_run *run, lua_State *co)
+{
+    lua_getfield(co, 1, "service");
+    lua_getfield(co, 1, "agent");
+    const char *name = lua_type(co, -2) == LUA_TSTRING ? lua_tostring(co, -2) : NULL;
+    const char *agent = lua_type(co, -1) == LUA_TSTRING ? lua_tostring(co, -1) : NULL;
+    if (!name || (!agent && !lua_isnil(co, -1))) {
+        tnl_hook_fail(run, "returned a table without a string 'service' (and optional string 'agent')");
+        return 0;
+    }
+    struct tnl_relay *r = tnl_relay_by_handle(c->cfg->relay);
+    struct tnl_service *svc = r ? tnl_service_find(r, agent, name) : NULL;
+    if (!svc) {
+        char why[200];
+        snprintf(why, sizeof why, "route: no service '%s'%s%s is exposed", name, agent ? " of agent " : "",
+                 agent ? agent : "");
+        tnl_conn_route_reject(c, TNL_REJECT_NO_ROUTE, why);
+        return 1;
+    }
+    tnl_conn_route_service(c, svc);
+    return 1;
 }
 
 static void route_done(void *arg, struct tnl_hook_run *run, int ok)
@@ -115,8 +157,12 @@ static void route_done(void *arg, struct tnl_hook_run *run, int ok)
             return;
         }
         tnl_hook_fail(run, "returned nil with a %s as reason; expected a string", lua_typename(co, rt));
+    } else if (t == LUA_TTABLE && c->cfg->relay) {
+        if (route_table_result(c, run, co))
+            return;
     } else {
-        tnl_hook_fail(run, "returned a %s; expected \"host:port\" or nil, reason", lua_typename(co, t));
+        tnl_hook_fail(run, "returned a %s; expected \"host:port\"%s or nil, reason", lua_typename(co, t),
+                      c->cfg->relay ? ", {service = name [, agent = name]}" : "");
     }
     tnl_conn_route_reject(c, TNL_REJECT_UPSTREAM, "route hook returned an invalid value");
 }

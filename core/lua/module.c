@@ -13,7 +13,12 @@
 
 #include "loop/loop.h"
 #include "lua/hook.h"
+#include "agent/agent.h"
+#include "lua/l_agent.h"
+#include "lua/l_relay.h"
+#include "relay/relay.h"
 #include "router/conn.h"
+#include "lua/commit.h"
 #include "router/entry.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -22,12 +27,16 @@ static void drain_entries(void *arg)
 {
     (void)arg;
     tnl_entries_close_all();
+    tnl_relays_drain();
+    tnl_agents_drain();
 }
 
 static void abort_conns(void *arg)
 {
     (void)arg;
     tnl_conns_abort_all("drain deadline");
+    tnl_relays_abort();
+    tnl_agents_abort();
 }
 
 int tnl_runtime_init(void)
@@ -54,7 +63,7 @@ static int go_live(lua_State *L)
         return 0;               /* tunnel run --check: never serve */
     if (!ctx || !ctx->staging)
         return 1;
-    if (tnl_entries_commit(ctx, err, sizeof err) < 0)
+    if (tnl_commit(ctx, err, sizeof err) < 0)
         luaL_error(L, "%s", err);
     ctx->staging = 0;
     ctx->self_driven = 1;
@@ -235,6 +244,8 @@ int luaopen_tunnel(lua_State *L)
     lua_newtable(L);
     luaL_register(L, NULL, core_fns);
     tnl_lua_open_misc(L);
+    tnl_lua_open_relay(L);
+    tnl_lua_open_agent(L);
     tnl_hook_open_helpers(L);
     lua_pushstring(L, TNL_VERSION);
     lua_setfield(L, -2, "version");

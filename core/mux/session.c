@@ -145,11 +145,25 @@ void mux_end(struct tnl_mux *m, int err, const char *why, int linger)
     mux_schedule(m);
 }
 
+/* A failed transport write. The peer closing its end shows up here as EPIPE
+ * when we write before reading its EOF: that is an end, not a fault. */
+static void write_failed(struct tnl_mux *m, int err)
+{
+    if (err == -EPIPE)
+        mux_end(m, m->nstreams ? -ECONNRESET : 0, "transport closed by the peer", 0);
+    else
+        mux_end(m, err, "transport write failed", 0);
+}
+
 void mux_settle(struct tnl_mux *m)
 {
     for (int pass = 0; pass < 2; pass++) {
-        if (m->fail && !m->ending)
-            mux_end(m, m->fail, m->fail_why, 0);
+        if (m->fail && !m->ending) {
+            if (m->fail == -EPIPE)
+                write_failed(m, m->fail);
+            else
+                mux_end(m, m->fail, m->fail_why, 0);
+        }
         mux_dispatch(m);
         if (!m->ending && (m->local_goaway || m->remote_goaway) && m->nstreams == 0)
             mux_end(m, 0, "GoAway: every stream is done", 1);
@@ -160,7 +174,7 @@ void mux_settle(struct tnl_mux *m)
         if (!m->write_blocked && m->out_head) {
             int r = mux_out_flush(m);
             if (r < 0) {
-                mux_end(m, r, "transport write failed", 0);
+                write_failed(m, r);
                 continue;       /* tell the owners */
             }
         }
@@ -183,7 +197,7 @@ static void transport_ready(struct tnl_io *io, int events)
         m->write_blocked = 0;
         int r = mux_out_flush(m);
         if (r < 0)
-            mux_end(m, r, "transport write failed", 0);
+            write_failed(m, r);
     }
     if ((events & TNL_IO_READ) && m->transport)
         mux_read_rounds(m);

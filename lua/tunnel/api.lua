@@ -64,17 +64,19 @@ function Listener.close(self)
   return core.listener_close(rawget(self, "_handle"))
 end
 
---- tunnel.listen{ addr, name, route, sniff = {enabled, bytes, timeout, on_timeout},
---                 proxy_protocol, send_proxy, connect_timeout }
--- sniff.enabled = false routes at once on accept (conn.proto = "opaque",
--- conn.bytes = ""): plain L4 forwarding, fine for server-speaks-first protocols.
--- Returns a listener, or nil, err if the address cannot be bound (in a host;
--- under `tunnel run` binding happens once the script has loaded).
-function M.listen(opts)
-  local o = check.options("tunnel.listen", opts, listen_schema)
+-- The listener of tunnel.listen and of relay:listen (relay = its handle;
+-- a relay entry's route hook is optional).
+local function listen(opts, fname, relay, level)
+  local schema = listen_schema
+  if relay then
+    schema = {}
+    for k, v in pairs(listen_schema) do schema[k] = v end
+    schema.route = { "callable" }
+  end
+  local o = check.options(fname, opts, schema, level)
   local name = o.name or o.addr
   local h, err = core.listen{
-    addr = o.addr, name = name, route = o.route,
+    addr = o.addr, name = name, route = o.route, relay = relay,
     peek = o.sniff.bytes, sniff_timeout = o.sniff.timeout, on_timeout = o.sniff.on_timeout,
     no_sniff = not o.sniff.enabled,
     proxy_protocol = o.proxy_protocol, send_proxy = o.send_proxy,
@@ -82,6 +84,34 @@ function M.listen(opts)
   }
   if not h then return nil, err end
   return setmetatable({ _handle = h, _name = name }, Listener)
+end
+
+--- tunnel.listen{ addr, name, route, sniff = {enabled, bytes, timeout, on_timeout},
+--                 proxy_protocol, send_proxy, connect_timeout }
+-- sniff.enabled = false routes at once on accept (conn.proto = "opaque",
+-- conn.bytes = ""): plain L4 forwarding, fine for server-speaks-first protocols.
+-- Returns a listener, or nil, err if the address cannot be bound (in a host;
+-- under `tunnel run` binding happens once the script has loaded).
+function M.listen(opts)
+  local l, err = listen(opts, "tunnel.listen", nil, 3)   -- not a tail call: errors name the caller's line
+  return l, err
+end
+
+--- tunnel.relay{...}: see lua/tunnel/relay.lua. Returns a relay object with
+-- :listen{} for public entries and :status(), or nil, err.
+function M.relay(opts)
+  local r, err = require("tunnel.relay").new(opts, function(o, relay_handle)
+    local l, lerr = listen(o, "relay:listen", relay_handle, 4)
+    return l, lerr
+  end)
+  return r, err
+end
+
+--- tunnel.agent{...}: see lua/tunnel/agent.lua. Returns an agent object with
+-- :status() and :call(), or nil, err.
+function M.agent(opts)
+  local a, err = require("tunnel.agent").new(opts)
+  return a, err
 end
 
 ---------------------------------------------------------------------------

@@ -1,0 +1,480 @@
+/*
+ * relay.c — relay lifecycle and agent sessions (see relay.h).
+ *
+ * A session goes: accept -> TLS 1.3 handshake (client certificate required)
+ * -> authorize(id, "connect") in Lua -> yamux (server side) -> the agent's
+ * first stream becomes the control channel. Its end (transport lost,
+ * keepalive timeout, GoAway drained, protocol error) takes its services
+ * offline for the grace period.
+ */
+#include "relay/relay.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+#include <unistd.h>
+
+#include "lua/l_relay.h"
+#include "router/entry.h"
+#include "util/log.h"
+#include "util/str.h"
+
+struct tnl_relay *tnl_relays;
+static uint64_t next_session_id;
+
+/* ---- configuration ------------------------------------------------------ */
+
+struct tnl_relay_cfg *tnl_relay_cfg_new(struct tnl_ctx *ctx)
+{
+    struct tnl_relay_cfg *cfg = calloc(1, sizeof *cfg);
+    if (!cfg)
+        return NULL;
+    cfg->refs = 1;
+    cfg->ctx = ctx;
+    tnl_ctx_ref(ctx);
+    cfg->events_ref = LUA_NOREF;
+    tnl_mux_cfg_defaults(&cfg->mux);
+    cfg->mux.client = 0;
+    cfg->grace = 60;
+    cfg->handshake_timeout = 10;
+    cfg->max_sessions = 10000;
+    tnl_strlcpy(cfg->tcp_bind, "0.0.0.0", sizeof cfg->tcp_bind);
+    cfg->handle = tnl_entry_new_handle();
+    return cfg;
+}
+
+void tnl_relay_cfg_ref(struct tnl_relay_cfg *cfg)
+{
+    cfg->refs++;
+}
+
+void tnl_relay_cfg_unref(struct tnl_relay_cfg *cfg)
+{
+    if (!cfg || --cfg->refs > 0)
+        return;
+    tnl_ctx_unref_value(cfg->ctx, cfg->events_ref);
+    tnl_tls_ctx_unref(cfg->tls);
+    tnl_ctx_unref(cfg->ctx);
+    free(cfg);
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static void log_session(enum tnl_log_level lvl, const char *event, struct tnl_session *s, const char *why)
+{
+    struct tnl_log l;
+    if (!tnl_log_begin(&l, lvl, event))
+        return;
+    tnl_log_uint(&l, "session", s->id);
+    tnl_log_str(&l, "src", s->peer_addr);
+    if (s->peer.name[0]) {
+        tnl_log_str(&l, "agent", s->peer.name);
+        tnl_log_str(&l, "role", s->peer.role);
+        tnl_log_str(&l, "fingerprint", s->peer.fingerprint);
+    }
+    if (why)
+        tnl_log_str(&l, "reason", why);
+    if (s->state != TNL_SESSION_HANDSHAKE)
+        tnl_log_num(&l, "duration", tnl_now() - s->started);
+    tnl_log_end(&l);
+}
+
+static void session_free(struct tnl_session *s)
+{
+    struct tnl_relay *r = s->relay;
+    ev_timer_stop(tnl_ev, &s->handshake_timer);
+    tnl_control_free(s->control);
+    s->control = NULL;
+    if (s->mux)
+        tnl_mux_free(s->mux);
+    else if (s->transport)
+        tnl_io_close(s->transport, 1);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        r->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    r->nsessions--;
+    free(s);
+    tnl_loop_work_done();
+}
+
+/* The one way a session ends. */
+static void session_end(struct tnl_session *s, const char *why)
+{
+    int was_open = s->state == TNL_SESSION_OPEN || s->state == TNL_SESSION_CLOSING;
+    if (was_open) {
+        tnl_services_session_gone(s);
+        log_session(TNL_LOG_INFO, "session_end", s, why);
+        tnl_lua_relay_end(s->relay, s, why);
+    }
+    session_free(s);
+}
+
+void tnl_session_close(struct tnl_session *s, const char *why)
+{
+    session_end(s, why);
+}
+
+struct tnl_session *tnl_session_by_id(uint64_t id)
+{
+    for (struct tnl_relay *r = tnl_relays; r; r = r->next)
+        for (struct tnl_session *s = r->sessions; s; s = s->next)
+            if (s->id == id)
+                return s;
+    return NULL;
+}
+
+int tnl_session_send(struct tnl_session *s, const char *line, size_t len)
+{
+    if (!s->control)
+        return -ENOTCONN;
+    return tnl_control_send(s->control, line, len);
+}
+
+static void control_line(struct tnl_control *c, const char *line, size_t len, void *arg)
+{
+    (void)c;
+    struct tnl_session *s = arg;
+    s->last_active = tnl_now();
+    tnl_lua_relay_line(s->relay, s, line, len);
+}
+
+static void control_end(struct tnl_control *c, int err, const char *why, void *arg)
+{
+    (void)c; (void)err;
+    struct tnl_session *s = arg;
+    /* The agent closed its control stream: it is leaving (drain). Close ours
+     * too and send GoAway; the session ends once the streams in flight have
+     * finished. Any other end of the control channel ends the session now. */
+    if (err == 0 && s->mux) {
+        tnl_control_free(s->control);
+        s->control = NULL;
+        s->state = TNL_SESSION_CLOSING;
+        tnl_mux_goaway(s->mux, 0);
+        return;
+    }
+    session_end(s, why);
+}
+
+static const struct tnl_control_cbs control_cbs = { control_line, control_end };
+
+static void mux_stream(struct tnl_mux *m, struct tnl_io *stream, void *arg)
+{
+    (void)m;
+    struct tnl_session *s = arg;
+    if (s->control || s->state != TNL_SESSION_OPEN) {
+        tnl_io_close(stream, 1);    /* agents open only the control stream */
+        return;
+    }
+    s->control = tnl_control_new(stream, &control_cbs, s);
+    if (!s->control)
+        session_end(s, "out of memory");
+    else
+        ev_timer_stop(tnl_ev, &s->handshake_timer);
+}
+
+static void mux_close(struct tnl_mux *m, int err, const char *why, void *arg)
+{
+    (void)m; (void)err;
+    session_end(arg, why);
+}
+
+static const struct tnl_mux_cbs mux_cbs = { mux_stream, mux_close };
+
+static void tls_done(struct tnl_io *io, const char *err, void *arg)
+{
+    (void)io;
+    struct tnl_session *s = arg;
+    char why[256];
+    if (err) {
+        log_session(TNL_LOG_WARN, "handshake_failed", s, err);
+        session_free(s);
+        return;
+    }
+    if (tnl_tls_peer_identity(s->transport, &s->peer) < 0) {
+        log_session(TNL_LOG_WARN, "handshake_failed", s, "no client certificate");
+        session_free(s);
+        return;
+    }
+    if (tnl_lua_relay_session(s->relay, s, why, sizeof why) < 0) {
+        log_session(TNL_LOG_WARN, "session_refused", s, why);
+        session_free(s);
+        return;
+    }
+    s->state = TNL_SESSION_OPEN;
+    s->started = s->last_active = tnl_now();
+    s->mux = tnl_mux_new(s->transport, &s->relay->cfg->mux, &mux_cbs, s);
+    s->transport = NULL;        /* the mux owns it now */
+    if (!s->mux) {
+        session_end(s, "out of memory");
+        return;
+    }
+    log_session(TNL_LOG_INFO, "session", s, NULL);
+}
+
+static void handshake_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct tnl_session *s = w->data;
+    if (s->state == TNL_SESSION_HANDSHAKE)
+        log_session(TNL_LOG_WARN, "handshake_failed", s, "handshake timeout");
+    session_end(s, "no control stream within the handshake timeout");
+}
+
+static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
+{
+    (void)plen;
+    struct tnl_relay *r = l->owner;
+    if (r->draining || r->nsessions >= r->cfg->max_sessions) {
+        tnl_logf(TNL_LOG_WARN, "session_refused", "%s", r->draining ? "draining" : "max_sessions reached");
+        close(fd);
+        return;
+    }
+    struct tnl_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->relay = r;
+    s->id = ++next_session_id;
+    tnl_addr_format(peer, s->peer_addr, sizeof s->peer_addr);
+    s->next = r->sessions;
+    if (r->sessions)
+        r->sessions->prev = s;
+    r->sessions = s;
+    r->nsessions++;
+    tnl_loop_work_add();
+    ev_timer_init(&s->handshake_timer, handshake_timeout_cb, r->cfg->handshake_timeout, 0);
+    s->handshake_timer.data = s;
+    ev_timer_start(tnl_ev, &s->handshake_timer);
+    s->transport = tnl_tls_new(r->cfg->tls, fd, tls_done, s);
+    if (!s->transport)
+        session_free(s);
+}
+
+/* ---- declaration, reload, drain ---------------------------------------- */
+
+static int same_addr(const struct tnl_relay_cfg *a, const struct sockaddr_storage *b, socklen_t blen)
+{
+    return a->bindlen == blen && memcmp(&a->bind, b, blen) == 0;
+}
+
+static struct tnl_relay *relay_open(struct tnl_relay_cfg *cfg, char *err, size_t cap)
+{
+    struct tnl_relay *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    int rc = tnl_listener_open(&r->l, (struct sockaddr *)&cfg->bind, cfg->bindlen, on_accept, r);
+    if (rc < 0) {
+        snprintf(err, cap, "relay '%s': cannot listen on %s: %s", cfg->name, cfg->addr, strerror(-rc));
+        free(r);
+        return NULL;
+    }
+    r->cfg = cfg;
+    tnl_relay_cfg_ref(cfg);
+    return r;
+}
+
+static void relay_link(struct tnl_relay *r)
+{
+    r->next = tnl_relays;
+    tnl_relays = r;
+    tnl_logf(TNL_LOG_INFO, "relay_listen", "relay '%s' accepting agents on %s", r->cfg->name, r->l.addr_str);
+}
+
+static void relay_close(struct tnl_relay *r)
+{
+    for (struct tnl_relay **pp = &tnl_relays; *pp; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    tnl_listener_close(&r->l);
+    while (r->sessions)
+        session_end(r->sessions, "relay removed from the script");
+    while (r->services) {
+        struct tnl_service *svc = r->services;
+        r->services = svc->next;
+        ev_timer_stop(tnl_ev, &svc->grace);
+        if (svc->port_entry)
+            tnl_entry_close(svc->port_entry);
+        svc->relay = NULL;
+        svc->removed = 1;
+        tnl_service_unref(svc, 0, 0);
+    }
+    tnl_relay_cfg_unref(r->cfg);
+    free(r);
+}
+
+int tnl_relay_declare(struct tnl_relay_cfg *cfg, char *err, size_t cap)
+{
+    struct tnl_ctx *ctx = cfg->ctx;
+    if (ctx->staging) {
+        struct tnl_relay_cfg **pp = &ctx->relay_decls;
+        while (*pp)
+            pp = &(*pp)->next_decl;
+        *pp = cfg;
+        return 0;
+    }
+    struct tnl_relay *r = relay_open(cfg, err, cap);
+    tnl_relay_cfg_unref(cfg);
+    if (!r)
+        return -EADDRNOTAVAIL;
+    relay_link(r);
+    return 0;
+}
+
+static struct tnl_relay *find_live(const struct tnl_relay_cfg *d)
+{
+    for (struct tnl_relay *r = tnl_relays; r; r = r->next)
+        if (same_addr(d, &r->cfg->bind, r->cfg->bindlen) || same_addr(d, &r->l.addr, r->l.addrlen))
+            return r;
+    return NULL;
+}
+
+int tnl_relays_prepare(struct tnl_ctx *ctx, struct tnl_relay **opened, char *err, size_t cap)
+{
+    *opened = NULL;
+    for (struct tnl_relay_cfg *d = ctx->relay_decls; d; d = d->next_decl) {
+        if (find_live(d))
+            continue;
+        struct tnl_relay *r = relay_open(d, err, cap);
+        if (!r) {
+            tnl_relays_abort_opened(*opened);
+            *opened = NULL;
+            return -EADDRNOTAVAIL;
+        }
+        r->next = *opened;
+        *opened = r;
+    }
+    return 0;
+}
+
+void tnl_relays_abort_opened(struct tnl_relay *opened)
+{
+    while (opened) {
+        struct tnl_relay *next = opened->next;
+        tnl_listener_close(&opened->l);
+        tnl_relay_cfg_unref(opened->cfg);
+        free(opened);
+        opened = next;
+    }
+}
+
+/* Relays not declared again close (their sessions end); kept ones take the
+ * new cfg (hooks, TLS files re-read for new sessions); new ones start. */
+void tnl_relays_apply(struct tnl_ctx *ctx, struct tnl_relay *opened)
+{
+    for (struct tnl_relay *r = tnl_relays, *next; r; r = next) {
+        next = r->next;
+        struct tnl_relay_cfg *d = ctx->relay_decls;
+        while (d && !(same_addr(d, &r->cfg->bind, r->cfg->bindlen) || same_addr(d, &r->l.addr, r->l.addrlen)))
+            d = d->next_decl;
+        if (!d) {
+            relay_close(r);
+            continue;
+        }
+        struct tnl_relay_cfg *old = r->cfg;
+        tnl_relay_cfg_ref(d);
+        r->cfg = d;
+        tnl_relay_cfg_unref(old);
+    }
+    while (opened) {
+        struct tnl_relay *next = opened->next;
+        relay_link(opened);
+        opened = next;
+    }
+    tnl_relay_decls_free(ctx);
+}
+
+void tnl_relay_decls_free(struct tnl_ctx *ctx)
+{
+    struct tnl_relay_cfg *d = ctx->relay_decls;
+    ctx->relay_decls = NULL;
+    while (d) {
+        struct tnl_relay_cfg *next = d->next_decl;
+        d->next_decl = NULL;
+        tnl_relay_cfg_unref(d);
+        d = next;
+    }
+}
+
+struct tnl_relay *tnl_relay_by_handle(uint64_t handle)
+{
+    for (struct tnl_relay *r = tnl_relays; r; r = r->next)
+        if (r->cfg->handle == handle)
+            return r;
+    return NULL;
+}
+
+struct tnl_relay_cfg *tnl_relay_decl_by_handle(struct tnl_ctx *ctx, uint64_t handle)
+{
+    for (struct tnl_relay_cfg *d = ctx ? ctx->relay_decls : NULL; d; d = d->next_decl)
+        if (d->handle == handle)
+            return d;
+    return NULL;
+}
+
+void tnl_relays_drain(void)
+{
+    for (struct tnl_relay *r = tnl_relays; r; r = r->next) {
+        r->draining = 1;
+        tnl_listener_close(&r->l);
+        for (struct tnl_session *s = r->sessions, *next; s; s = next) {
+            next = s->next;
+            if (!s->mux) {
+                session_end(s, "draining");
+                continue;
+            }
+            s->state = TNL_SESSION_CLOSING;
+            tnl_mux_goaway(s->mux, 0);
+            if (s->control)
+                tnl_control_shutdown(s->control);
+        }
+    }
+}
+
+void tnl_relays_abort(void)
+{
+    for (struct tnl_relay *r = tnl_relays; r; r = r->next)
+        while (r->sessions)
+            session_end(r->sessions, "drain deadline");
+}
+
+/* ---- tcp service ports -------------------------------------------------- */
+
+int tnl_relay_open_port(struct tnl_service *svc, char *err, size_t cap)
+{
+    struct tnl_relay *r = svc->relay;
+    struct tnl_entry_cfg *cfg = tnl_entry_cfg_new(NULL);
+    if (!cfg) {
+        snprintf(err, cap, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(cfg->name, sizeof cfg->name, "%s/%s", svc->owner, svc->name);
+    snprintf(cfg->addr, sizeof cfg->addr, strchr(r->cfg->tcp_bind, ':') ? "[%s]:%u" : "%s:%u",
+             r->cfg->tcp_bind, svc->port);
+    if (tnl_addr_numeric(r->cfg->tcp_bind, svc->port, &cfg->bind, &cfg->bindlen) < 0) {
+        snprintf(err, cap, "relay tcp_bind '%s' is not an IP address", r->cfg->tcp_bind);
+        tnl_entry_cfg_unref(cfg);
+        return -EINVAL;
+    }
+    cfg->no_sniff = 1;
+    cfg->service = svc;
+    tnl_service_ref(svc);
+    svc->port_entry = tnl_entry_open_dynamic(cfg, err, cap);
+    tnl_entry_cfg_unref(cfg);
+    return svc->port_entry ? 0 : -EADDRINUSE;
+}
+
+void tnl_relay_service_released(struct tnl_relay *r, struct tnl_service *svc)
+{
+    tnl_lua_relay_released(r, svc);
+}

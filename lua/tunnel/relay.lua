@@ -1,0 +1,266 @@
+--- tunnel.relay — the relay's side of the control protocol, and its hooks.
+--
+--   local relay = tunnel.relay{
+--     addr = "0.0.0.0:7443",                      -- agents connect here (mutual TLS 1.3)
+--     tls = { cert = "relay.crt", key = "relay.key", ca = "ca.crt" },
+--     authorize = function(id, action, detail) return true end,   -- connect, expose
+--     ports = { range = { 20000, 20999 }, state = "state/ports.json" },  -- tcp "auto" ports
+--     grace = 60,                                   -- seconds a gone agent keeps names/ports
+--   }
+--   relay:listen{ addr = "0.0.0.0:443" }            -- public entry, sniffed like tunnel.listen
+--
+-- The C side owns sessions and services (they survive a reload); this module
+-- answers control messages and calls the operator's hooks through
+-- core.call_hook, so they run under the hook budget and fail closed.
+-- Methods (agent -> relay): session.hello, service.expose, service.unexpose,
+-- diag.ping, diag.time, diag.echo, diag.status. docs/protocol.md has them all.
+
+local core = require "tunnel.core"
+local check = require "tunnel.check"
+local rpc = require "tunnel.rpc"
+
+local M = {}
+
+local SERVICE_NAME = "^[%a][%w_%-%.]*$"
+
+local function valid_host(h)
+  if type(h) ~= "string" or #h == 0 or #h > 253 then return false end
+  local name = h:sub(1, 2) == "*." and h:sub(3) or h
+  return name:match("^[%w%-%.]+$") ~= nil and not name:find("..", 1, true)
+end
+
+-- Run an operator hook; nil (refuse) when it failed (already logged).
+local function hook(name, detail, fn, ...)
+  if not fn then return true end
+  local res = { core.call_hook(name, detail, fn, ...) }
+  if not res[1] then return nil, name .. " hook failed" end
+  return unpack(res, 2, 3)
+end
+
+local function authorize(self, id, action, detail)
+  local ok, why = hook("authorize", action, self.hooks.authorize, id, action, detail)
+  if ok == true then return true end
+  if ok ~= nil and ok ~= false then
+    core.log("error", "hook_error", { hook = "authorize",
+      error = ("returned a %s; expected true or false, reason"):format(type(ok)) })
+    return nil, "authorize hook returned an invalid value"
+  end
+  return nil, type(why) == "string" and why or ("%s refused"):format(action)
+end
+
+------------------------------------------------------------------------------
+-- Control methods. `s` is the Lua view of one session.
+
+local methods = {}
+
+function methods.session_hello(self, s, params)
+  s.hello = params
+  local info = rpc.encode{ version = params.version, agent = params.agent, capabilities = params.capabilities }
+  if info then core.session_hello(s.id, info) end
+  return { version = core.version, session = s.id, relay = self.name, time = os.time(),
+    identity = { name = s.identity.name, role = s.identity.role } }
+end
+
+local function expose_spec(params)
+  local name, kind = params.service, params.kind
+  if type(name) ~= "string" or not name:match(SERVICE_NAME) or #name > 63 then
+    return nil, "service must be a name of letters, digits, '-', '_' or '.' (at most 63)"
+  end
+  if kind ~= "http" and kind ~= "tls" and kind ~= "tcp" then
+    return nil, 'kind must be "http", "tls" or "tcp"'
+  end
+  local spec = { service = name, kind = kind, send_proxy = params.send_proxy == true }
+  if kind == "tcp" then
+    local port = params.port
+    if port ~= "auto" and (type(port) ~= "number" or port < 1 or port > 65535 or port % 1 ~= 0) then
+      return nil, 'port must be "auto" or a number from 1 to 65535'
+    end
+    spec.port = port
+  else
+    if type(params.hosts) ~= "table" or #params.hosts == 0 or #params.hosts > 32 then
+      return nil, "hosts must list 1 to 32 names"
+    end
+    spec.hosts = {}
+    for i, h in ipairs(params.hosts) do
+      if not valid_host(h) then return nil, ("hosts[%d] is not a host name: %s"):format(i, tostring(h)) end
+      spec.hosts[i] = h:lower()
+    end
+  end
+  return spec
+end
+
+function methods.service_expose(self, s, params)
+  local spec, bad = expose_spec(params)
+  if not spec then return nil, rpc.error(rpc.INVALID_PARAMS, bad) end
+  local ok, why = authorize(self, s.identity, "expose", spec)
+  if not ok then return nil, rpc.error(rpc.REFUSED, why) end
+  if spec.port == "auto" then
+    local port, reason = hook("allocate_port", spec.service, self.hooks.allocate_port, s.identity, spec)
+    if type(port) ~= "number" then
+      return nil, rpc.error(rpc.UNAVAILABLE, reason or "no port could be allocated")
+    end
+    spec.port = port
+  end
+  local done, err = core.expose(s.id, spec)
+  if not done then return nil, rpc.error(rpc.CONFLICT, err) end
+  core.log("info", "exposed", { agent = s.identity.name, service = spec.service, kind = spec.kind,
+    port = spec.port, host = spec.hosts and spec.hosts[1] })
+  return { service = spec.service, kind = spec.kind, hosts = spec.hosts, port = spec.port }
+end
+
+function methods.service_unexpose(_, s, params)
+  local ok, err = core.unexpose(s.id, tostring(params.service))
+  if not ok then return nil, rpc.error(rpc.INVALID_PARAMS, err) end
+  return {}
+end
+
+function methods.diag_status(self, s)
+  local status = core.relay_status(self.handle) or {}
+  local mine = {}
+  for _, svc in ipairs(status.services or {}) do
+    if svc.session == s.id then mine[#mine + 1] = svc end
+  end
+  return { session = core.session_info(s.id), services = mine }
+end
+
+local function handlers_for(self, s)
+  local h = {}
+  for name, fn in pairs(methods) do
+    h[(name:gsub("_", ".", 1))] = function(params) return fn(self, s, params) end
+  end
+  h["diag.ping"] = function() return { time = core.now() } end
+  h["diag.time"] = function() return { time = os.time() } end
+  h["diag.echo"] = function(params) return params end
+  return h
+end
+
+------------------------------------------------------------------------------
+-- Events from C.
+
+local function session_of(self, id)
+  local s = self.sessions[id]
+  if s then return s end
+  -- A session that began under the previous script generation.
+  local info = core.session_info(id)
+  if not info then return nil end
+  s = { id = id, identity = info.identity }
+  s.rpc = rpc.new{ send = function(line) return core.session_send(id, line) end,
+    handlers = handlers_for(self, s) }
+  self.sessions[id] = s
+  return s
+end
+
+local function on_event(self, event, a, b, c)
+  if event == "session" then
+    local id, identity, src = a, b, c
+    local ok, why = authorize(self, identity, "connect", { src = src })
+    if not ok then return false, why end
+    local s = { id = id, identity = identity, src = src }
+    s.rpc = rpc.new{ send = function(line) return core.session_send(id, line) end,
+      handlers = handlers_for(self, s) }
+    self.sessions[id] = s
+    return true
+  elseif event == "line" then
+    local s = session_of(self, a)
+    if s then s.rpc:handle(b) end
+  elseif event == "end" then
+    local s = self.sessions[a]
+    if s then s.rpc:close(b) end
+    self.sessions[a] = nil
+  elseif event == "released" then
+    hook("release_port", a.service, self.hooks.release_port, { name = a.agent }, a)
+  end
+end
+
+------------------------------------------------------------------------------
+-- tunnel.relay{}
+
+local relay_schema = {
+  addr = { "string", required = true, check = check.hostport },
+  name = { "string" },
+  tls = { "table", required = true, fields = {
+    cert = { "string", required = true }, key = { "string", required = true }, ca = { "string", required = true },
+  } },
+  authorize = { "callable" },
+  allocate_port = { "callable" },
+  release_port = { "callable" },
+  ports = { "table", fields = {
+    range = { "list", of = { "integer", min = 1, max = 65535 }, required = true },
+    state = { "string" },
+    bind = { "string" },
+  } },
+  route = { "callable" },
+  grace = { "number", min = 0, max = 86400, default = 60 },
+  handshake_timeout = { "number", min = 0.1, max = 600, default = 10 },
+  max_sessions = { "integer", min = 1, default = 10000 },
+  mux = { "table", default = {}, fields = {
+    max_window = { "integer", min = 262144, max = 1073741824 },
+    keepalive = { "table", fields = {
+      interval = { "number", min = 0, max = 3600 }, timeout = { "number", min = 0, max = 3600 },
+    } },
+    max_streams = { "integer", min = 1, max = 1048576 },
+    max_backlog = { "integer", min = 1, max = 65536 },
+  } },
+}
+
+local Relay = {}
+Relay.__index = Relay
+
+function M.new(opts, listen)
+  local o = check.options("tunnel.relay", opts, relay_schema, 3)
+  local self = setmetatable({ name = o.name or o.addr, sessions = {}, route = o.route, listen_fn = listen,
+    hooks = { authorize = o.authorize, allocate_port = o.allocate_port, release_port = o.release_port } }, Relay)
+  if o.ports then
+    if #o.ports.range ~= 2 or o.ports.range[1] > o.ports.range[2] then
+      check.argerror("tunnel.relay", 1, "option 'ports.range' must be {first, last}", 3)
+    end
+    local allocator = require("policies.port_allocator"){
+      range = o.ports.range, state = o.ports.state, is_free = function(port)
+        return not M.port_in_use(self, port)
+      end }
+    self.hooks.allocate_port = self.hooks.allocate_port or allocator.allocate
+    self.hooks.release_port = self.hooks.release_port or allocator.release
+  end
+  local keep = o.mux.keepalive or {}
+  local h, err = core.relay{
+    addr = o.addr, name = self.name, cert = o.tls.cert, key = o.tls.key, ca = o.tls.ca,
+    grace = o.grace, handshake_timeout = o.handshake_timeout, max_sessions = o.max_sessions,
+    tcp_bind = o.ports and o.ports.bind,
+    mux = { max_window = o.mux.max_window, keepalive_interval = keep.interval, keepalive_timeout = keep.timeout,
+      max_streams = o.mux.max_streams, max_backlog = o.mux.max_backlog },
+    events = function(...) return on_event(self, ...) end,
+  }
+  if not h then return nil, err end
+  self.handle = h
+  return self
+end
+
+function M.port_in_use(self, port)
+  local status = core.relay_status(self.handle)
+  for _, svc in ipairs(status and status.services or {}) do
+    if svc.port == port then return true end
+  end
+  return false
+end
+
+--- relay:listen{ addr, name, route, sniff, proxy_protocol }: a public entry.
+-- Connections go to the agent service whose exposed name matches their SNI
+-- (tls) or Host (http), unless a route hook (here or the relay's) decides:
+-- it sees conn.service and may return it, another {service = , agent = },
+-- an address, or nil, reason.
+function Relay:listen(opts)
+  if getmetatable(self) ~= Relay then check.argerror("relay:listen", 1, "relay expected (use relay:listen{...})") end
+  if type(opts) ~= "table" then check.argerror("relay:listen", 1, "table expected, got " .. type(opts)) end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.route = o.route or self.route
+  local l, err = self.listen_fn(o, self.handle)
+  return l, err
+end
+
+--- relay:status(): { addr, sessions = {...}, services = {...} } (nil once closed).
+function Relay:status()
+  return core.relay_status(self.handle)
+end
+
+return M
