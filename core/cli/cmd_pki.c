@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "pki/files.h"
 #include "pki/pki.h"
 #include "tls/tls.h"
 #include "util/atomic_file.h"
@@ -50,7 +51,7 @@ static int ca_init(int argc, char **argv)
     int64_t ttl = 3650LL * 86400;
     enum tnl_key_type type = TNL_KEY_P256;
     int c;
-    char err[512], path[PATH_MAX];
+    char err[512];
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (c == 'r') type = TNL_KEY_RSA2048;
@@ -60,26 +61,9 @@ static int ca_init(int argc, char **argv)
     }
     if (optind != argc - 1)
         return die("usage: tunnel ca init DIR [--rsa] [--name NAME] [--ttl 3650d]");
-    const char *dir = argv[optind];
-    snprintf(path, sizeof path, "%s/ca.key", dir);
-    if (access(path, F_OK) == 0) {
-        fprintf(stderr, "tunnel: %s exists; refusing to replace a CA key\n", path);
-        return 1;
-    }
-    if (tnl_mkdirs(dir, 0700, err, sizeof err) < 0)
+    if (tnl_pki_ca_init_dir(argv[optind], type, name, ttl, err, sizeof err) < 0)
         return die(err);
-    EVP_PKEY *key = tnl_pki_keygen(type, err, sizeof err);
-    X509 *ca = key ? tnl_pki_ca_create(key, name, time(NULL) + ttl, err, sizeof err) : NULL;
-    int rc = ca ? tnl_pki_key_save(key, path, err, sizeof err) : -1;
-    if (rc == 0) {
-        snprintf(path, sizeof path, "%s/ca.crt", dir);
-        rc = tnl_pki_cert_save(ca, path, err, sizeof err);
-    }
-    X509_free(ca);
-    EVP_PKEY_free(key);
-    if (rc < 0)
-        return die(err);
-    printf("CA created in %s: ca.crt (share it), ca.key (mode 0600, keep it secret)\n", dir);
+    printf("CA created in %s: ca.crt (share it), ca.key (mode 0600, keep it secret)\n", argv[optind]);
     return 0;
 }
 
@@ -157,39 +141,17 @@ static int issue_parse(int argc, char **argv, struct issue_opts *o)
 static int cert_issue(int argc, char **argv)
 {
     struct issue_opts o;
-    char err[512], path[PATH_MAX];
+    char err[512];
     if (issue_parse(argc, argv, &o) < 0)
         return 2;
-    if (tnl_mkdirs(o.out, 0700, err, sizeof err) < 0)
-        return die(err);
-    snprintf(path, sizeof path, "%s/ca.key", o.ca);
-    EVP_PKEY *ca_key = tnl_pki_key_load(path, err, sizeof err);
-    snprintf(path, sizeof path, "%s/ca.crt", o.ca);
-    X509 *ca = ca_key ? tnl_pki_cert_load(path, err, sizeof err) : NULL;
-    EVP_PKEY *key = !ca ? NULL : o.key ? tnl_pki_key_load(o.key, err, sizeof err)
-                                       : tnl_pki_keygen(TNL_KEY_P256, err, sizeof err);
-    struct tnl_issue req = {
-        .name = o.name, .role = o.role, .not_before = time(NULL), .not_after = time(NULL) + o.ttl,
-        .usage = o.server ? TNL_CERT_SERVER : TNL_CERT_CLIENT, .dns = o.ndns ? o.dns : NULL,
+    struct tnl_issue_files f = {
+        .ca_dir = o.ca, .name = o.name, .role = o.role, .server = o.server, .dns = o.ndns ? o.dns : NULL,
+        .ttl = o.ttl, .key = o.key, .out = o.out,
     };
-    X509 *cert = key ? tnl_pki_issue(ca, ca_key, key, &req, err, sizeof err) : NULL;
-    int rc = cert ? 0 : -1;
-    if (rc == 0 && !o.key) {
-        snprintf(path, sizeof path, "%s/%s.key", o.out, o.name);
-        rc = tnl_pki_key_save(key, path, err, sizeof err);
-    }
-    if (rc == 0) {
-        snprintf(path, sizeof path, "%s/%s.crt", o.out, o.name);
-        rc = tnl_pki_cert_save(cert, path, err, sizeof err);
-    }
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    X509_free(ca);
-    EVP_PKEY_free(ca_key);
-    if (rc < 0)
+    if (tnl_pki_issue_files(&f, err, sizeof err) < 0)
         return die(err);
-    printf("issued %s (%s%s%s) -> %s\n", path, o.server ? "server" : "client",
-           o.role ? ", role " : "", o.role ? o.role : "", o.out);
+    printf("issued %s/%s.crt (%s%s%s)\n", o.out, o.name, o.server ? "server" : "client",
+           o.role ? ", role " : "", o.role ? o.role : "");
     return 0;
 }
 

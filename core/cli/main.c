@@ -29,6 +29,8 @@
 #include "lua/commit.h"
 #include "lua/hook.h"
 #include "lua/module.h"
+#include "agent/agent.h"
+#include "relay/relay.h"
 #include "router/entry.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -202,17 +204,29 @@ static void stat_cb(struct ev_loop *loop, ev_stat *w, int revents)
 static void print_check(struct tnl_ctx *ctx)
 {
     printf("%s: ok\n", opt.script);
+    for (struct tnl_relay_cfg *r = ctx->relay_decls; r; r = r->next_decl)
+        printf("relay  %-12s %-22s agents over mutual TLS 1.3, grace %gs\n", r->name, r->addr, r->grace);
     for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl) {
-        char where[256];
-        tnl_hook_where(ctx, d->route_ref, where, sizeof where);
-        printf("listen %-12s %-22s sniff %zu bytes / %gs%s%s  route %s\n", d->name, d->addr,
-               d->peek_max, d->sniff_timeout, d->proxy_protocol ? ", proxy_protocol" : "",
-               d->send_proxy ? ", send_proxy" : "", where);
+        char where[256] = "by exposed name";
+        if (d->route_ref != LUA_NOREF)
+            tnl_hook_where(ctx, d->route_ref, where, sizeof where);
+        printf("listen %-12s %-22s sniff %s%zu bytes / %gs%s%s  route %s\n", d->name, d->addr,
+               d->no_sniff ? "off, " : "", d->peek_max, d->sniff_timeout,
+               d->proxy_protocol ? ", proxy_protocol" : "", d->send_proxy ? ", send_proxy" : "", where);
+    }
+    for (struct tnl_agent_cfg *a = ctx->agent_decls; a; a = a->next_decl) {
+        printf("agent  %-12s relays", a->name);
+        for (int i = 0; i < a->nrelays; i++)
+            printf(a->relays[i].bracketed ? " [%s]:%u" : " %s:%u", a->relays[i].host, a->relays[i].port);
+        printf(", %d service%s\n", a->nservices, a->nservices == 1 ? "" : "s");
+        for (int i = 0; i < a->nservices; i++)
+            printf("       service %-12s -> %s:%u%s\n", a->services[i].name, a->services[i].target.host,
+                   a->services[i].target.port, a->services[i].send_proxy ? " (send_proxy)" : "");
     }
     for (int i = 0; i < ctx->nsniffers; i++)
         printf("sniffer %s\n", ctx->sniffers[i].name);
-    if (!ctx->decls)
-        printf("(no listeners)\n");
+    if (!ctx->decls && !ctx->relay_decls && !ctx->agent_decls)
+        printf("(nothing declared)\n");
 }
 
 static int usage_run(void)

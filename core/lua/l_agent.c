@@ -233,13 +233,13 @@ static int l_agent(lua_State *L)
     };
     if (read_list(L, "relays", cfg->relays, TNL_AGENT_RELAYS_MAX, &cfg->nrelays, "relay", err, sizeof err) < 0 ||
         read_list(L, "allow", cfg->allow, TNL_AGENT_ALLOW_MAX, &cfg->nallow, "allow entry", err, sizeof err) < 0 ||
-        read_services(L, cfg, err, sizeof err) < 0 || !(cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err))) {
+        read_services(L, cfg, err, sizeof err) < 0 || !(cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err)) ||
+        (cfg->nrelays == 0 && snprintf(err, sizeof err, "an agent needs at least one relay") > 0)) {
         tnl_agent_cfg_unref(cfg);
-        return fail(L, err);
-    }
-    if (cfg->nrelays == 0) {
-        tnl_agent_cfg_unref(cfg);
-        return fail(L, "an agent needs at least one relay");
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushstring(L, "config");    /* a configuration error: api.lua raises */
+        return 3;
     }
     uint64_t handle = cfg->handle;
     tnl_agent_declare(cfg, err, sizeof err);

@@ -210,7 +210,10 @@ static int l_relay(lua_State *L)
     cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err);
     if (!cfg->tls || bind_addr(cfg, err, sizeof err) < 0) {
         tnl_relay_cfg_unref(cfg);
-        return fail(L, err);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushstring(L, "config");    /* a configuration error: api.lua raises */
+        return 3;
     }
     uint64_t handle = cfg->handle;
     if (tnl_relay_declare(cfg, err, sizeof err) < 0)

@@ -244,6 +244,7 @@ int luaopen_tunnel(lua_State *L)
     lua_newtable(L);
     luaL_register(L, NULL, core_fns);
     tnl_lua_open_misc(L);
+    tnl_lua_open_pki(L);
     tnl_lua_open_relay(L);
     tnl_lua_open_agent(L);
     tnl_hook_open_helpers(L);

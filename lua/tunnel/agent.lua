@@ -166,7 +166,7 @@ function M.new(opts)
     targets[i] = { service = svc.service, target = svc.target, send_proxy = svc.send_proxy }
   end
   local keep = o.mux.keepalive or {}
-  local h, err = core.agent{
+  local h, err, kind = core.agent{
     name = o.name, relays = o.relays, cert = o.tls.cert, key = o.tls.key, ca = o.tls.ca, pin = o.tls.pin,
     server_name = o.tls.server_name, services = targets, allow = o.allow, dial = o.dial,
     backoff_min = o.reconnect.min, backoff_max = o.reconnect.max, connect_timeout = o.connect_timeout,
@@ -174,7 +174,10 @@ function M.new(opts)
       keepalive_timeout = keep.timeout, max_streams = o.mux.max_streams },
     events = function(...) return on_event(self, ...) end,
   }
-  if not h then return nil, err end
+  if not h then
+    if kind == "config" then error("tunnel.agent: " .. err, 3) end
+    return nil, err
+  end
   self.handle = h
   return self
 end

@@ -107,6 +107,9 @@ function M.relay(opts)
   return r, err
 end
 
+--- tunnel.pki: credentials as files (lua/tunnel/pki.lua).
+M.pki = require "tunnel.pki"
+
 --- tunnel.agent{...}: see lua/tunnel/agent.lua. Returns an agent object with
 -- :status() and :call(), or nil, err.
 function M.agent(opts)

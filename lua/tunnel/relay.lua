@@ -222,7 +222,7 @@ function M.new(opts, listen)
     self.hooks.release_port = self.hooks.release_port or allocator.release
   end
   local keep = o.mux.keepalive or {}
-  local h, err = core.relay{
+  local h, err, kind = core.relay{
     addr = o.addr, name = self.name, cert = o.tls.cert, key = o.tls.key, ca = o.tls.ca,
     grace = o.grace, handshake_timeout = o.handshake_timeout, max_sessions = o.max_sessions,
     tcp_bind = o.ports and o.ports.bind,
@@ -230,7 +230,10 @@ function M.new(opts, listen)
       max_streams = o.mux.max_streams, max_backlog = o.mux.max_backlog },
     events = function(...) return on_event(self, ...) end,
   }
-  if not h then return nil, err end
+  if not h then
+    if kind == "config" then error("tunnel.relay: " .. err, 3) end
+    return nil, err
+  end
   self.handle = h
   return self
 end
