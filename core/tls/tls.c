@@ -393,6 +393,12 @@ static ssize_t tls_read(struct tnl_io *io, void *buf, size_t n)
     int rc = SSL_read_ex(t->ssl, buf, n, &got);
     if (rc == 1) {
         t->read_wants = 0;
+        /* SSL_read returns one record at a time, but read-ahead may have
+         * pulled several from the socket: epoll will not announce those, and
+         * an owner that stops at a short read (as for a socket) would leave
+         * them stranded. Announce them ourselves. */
+        if (SSL_has_pending(t->ssl) && ev_is_active(&t->w) && (t->io.events & TNL_IO_READ))
+            ev_feed_event(tnl_ev, &t->w, EV_READ);
         return (ssize_t)got;
     }
     int w = want_of(t->ssl, rc);
