@@ -379,6 +379,12 @@ void tnl_agents_drain(void)
     }
 }
 
+void tnl_agents_close_all(void)
+{
+    while (tnl_agents)
+        agent_stop(tnl_agents, "shutdown");
+}
+
 void tnl_agents_abort(void)
 {
     for (struct tnl_agent *a = tnl_agents; a; a = a->next) {

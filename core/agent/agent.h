@@ -107,6 +107,7 @@ void tnl_agent_decls_free(struct tnl_ctx *ctx);
 struct tnl_agent *tnl_agent_by_handle(uint64_t handle);
 void tnl_agents_drain(void);
 void tnl_agents_abort(void);
+void tnl_agents_close_all(void);
 
 int tnl_agent_send(struct tnl_agent *a, const char *line, size_t len);
 /* The connection or session failed or ended: log, tell Lua, retry later. */

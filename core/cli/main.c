@@ -316,6 +316,8 @@ static int cmd_run(int argc, char **argv)
     tnl_loop_run();
     if (opt.watch)
         ev_stat_stop(tnl_ev, &opt.stat);
+    tnl_loop_handle_signals(0);
+    tnl_runtime_shutdown();
     tnl_logf(TNL_LOG_INFO, "exit", "tunnel stopped");
     return 0;
 }

@@ -27,6 +27,9 @@ struct timer {
 static struct timer *timers;
 static double next_timer_id;
 
+enum { MAX_DEMOS = 16 };
+static struct tnl_demo_http *demos[MAX_DEMOS];
+
 static void timer_unlink(struct timer *t)
 {
     for (struct timer **pp = &timers; *pp; pp = &(*pp)->next) {
@@ -65,6 +68,17 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     tnl_hook_start(run, 0, TNL_HOOK_MAY_YIELD, timer_done, t);
+}
+
+void tnl_timers_cancel_all(void)
+{
+    while (timers)
+        timer_free(timers);
+    for (int i = 0; i < MAX_DEMOS; i++) {
+        if (demos[i])
+            tnl_demo_http_stop(demos[i]);
+        demos[i] = NULL;
+    }
 }
 
 static int l_after(lua_State *L)
@@ -119,9 +133,6 @@ static int l_write_file(lua_State *L)
     lua_pushboolean(L, 1);
     return 1;
 }
-
-enum { MAX_DEMOS = 16 };
-static struct tnl_demo_http *demos[MAX_DEMOS];
 
 static int l_demo_http(lua_State *L)
 {

@@ -49,6 +49,17 @@ int tnl_runtime_init(void)
     return 0;
 }
 
+void tnl_runtime_shutdown(void)
+{
+    tnl_conns_abort_all("shutdown");
+    tnl_entries_close_all();
+    tnl_relays_close_all();
+    tnl_agents_close_all();
+    tnl_timers_cancel_all();
+    tnl_ctx_set_current(NULL);      /* the last reference: lua_close */
+    tnl_buf_pool_drain();
+}
+
 /*
  * A script that drives the loop itself (tunnel.run / tunnel.step, as written
  * for a host) also works under `tunnel run`: the first such call commits what

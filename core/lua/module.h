@@ -14,6 +14,10 @@ int luaopen_tunnel(lua_State *L);
 
 /* Make sure the loop and the router are set up (idempotent). */
 int tnl_runtime_init(void);
+/* `tunnel run` after the drain: release everything (the script's Lua state
+ * included) so that nothing is left for a leak checker to find. */
+void tnl_runtime_shutdown(void);
+void tnl_timers_cancel_all(void);
 
 void tnl_lua_nojit(lua_State *L, int idx, struct tnl_ctx *ctx);
 

@@ -441,6 +441,12 @@ void tnl_relays_drain(void)
     }
 }
 
+void tnl_relays_close_all(void)
+{
+    while (tnl_relays)
+        relay_close(tnl_relays);
+}
+
 void tnl_relays_abort(void)
 {
     for (struct tnl_relay *r = tnl_relays; r; r = r->next)

@@ -126,6 +126,8 @@ struct tnl_relay_cfg *tnl_relay_decl_by_handle(struct tnl_ctx *ctx, uint64_t han
 /* Drain: stop accepting, GoAway to every session. */
 void tnl_relays_drain(void);
 void tnl_relays_abort(void);
+/* Shutdown: close every relay, its sessions and services. */
+void tnl_relays_close_all(void);
 
 struct tnl_session *tnl_session_by_id(uint64_t id);
 /* Send one control line to the agent; 0 or -errno. */

@@ -107,6 +107,8 @@ void tnl_entry_close(struct tnl_entry *e)
         *pp = e->next;
     log_listen("listen_close", e);
     tnl_listener_close(&e->l);
+    if (e->cfg->service && e->cfg->service->port_entry == e)
+        e->cfg->service->port_entry = NULL;     /* a tcp service's port, closed by a drain */
     tnl_entry_cfg_unref(e->cfg);
     free(e);
 }
