@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 
 #include "lua/l_agent.h"
+#include "pki/credstore.h"
 #include "router/entry.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -254,6 +255,14 @@ static void tcp_done(struct tnl_connect *cn, int fd, const char *err)
 
 static void try_connect(struct tnl_agent *a)
 {
+    char gen[64], err[512];
+    /* Enrolled credentials may have been renewed (or replaced by a new
+     * enrollment) since the TLS context was built. */
+    if (a->cfg->cred_dir[0]) {
+        tnl_cred_current(a->cfg->cred_dir, gen, sizeof gen);
+        if (strcmp(gen, a->cfg->cred_gen) != 0 && tnl_agent_tls_load(a->cfg, err, sizeof err) < 0)
+            tnl_logf(TNL_LOG_ERROR, "agent_error", "agent '%s': %s", a->cfg->name, err);
+    }
     a->session++;
     a->state = TNL_AGENT_CONNECTING;
     tnl_connect_start(&a->connect, &a->cfg->relays[a->relay_idx % a->cfg->nrelays], a->cfg->connect_timeout,

@@ -49,7 +49,10 @@ struct tnl_agent_cfg {
     struct tnl_hostport relays[TNL_AGENT_RELAYS_MAX];
     int nrelays;
     char server_name[256];              /* SNI / name checked against the relay's certificate */
-    struct tnl_tls_ctx *tls;            /* referenced */
+    struct tnl_tls_ctx *tls;            /* referenced; rebuilt when cred_dir's current generation moves */
+    char cred_dir[1024];                /* enrolled credentials (pki/credstore.h), "" if static files */
+    char cred_gen[64];                  /* the generation tls was built from */
+    char ca[1024], pin[128];            /* how to verify the relay (kept to rebuild tls) */
     struct tnl_mux_cfg mux;
     double backoff_min, backoff_max;
     double connect_timeout;
@@ -91,6 +94,7 @@ struct tnl_agent {
     unsigned long long streams_total;
     int draining;
     int counted;                        /* holds a unit of loop work while a session is up */
+    char renew_gen[1100];               /* generation staged for a renewal in flight, "" if none */
 };
 
 extern struct tnl_agent *tnl_agents;
@@ -110,6 +114,15 @@ void tnl_agents_abort(void);
 void tnl_agents_close_all(void);
 
 int tnl_agent_send(struct tnl_agent *a, const char *line, size_t len);
+
+/* TLS context for cfg's credentials (static files, or cred_dir's current
+ * generation). 0 or -1 with err. */
+int tnl_agent_tls_load(struct tnl_agent_cfg *cfg, char *err, size_t cap);
+/* Renewal: stage a new key and return its CSR (malloc'ed PEM); then commit
+ * the certificate the relay signed. */
+char *tnl_agent_renew_begin(struct tnl_agent *a, char *err, size_t cap);
+int tnl_agent_renew_commit(struct tnl_agent *a, const char *cert, size_t cert_len, const char *ca, size_t ca_len,
+                           char *err, size_t cap);
 /* The connection or session failed or ended: log, tell Lua, retry later. */
 void tnl_agent_session_lost(struct tnl_agent *a, const char *why);
 

@@ -4,12 +4,17 @@
 #include "cli/cli.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int tnl_cli_other(const char *cmd, int argc, char **argv)
 {
     int rc = tnl_cli_pki(cmd, argc, argv);
     if (rc >= 0)
         return rc;
+    if (strcmp(cmd, "token") == 0)
+        return tnl_cli_token(argc, argv);
+    if (strcmp(cmd, "enroll") == 0)
+        return tnl_cli_enroll(argc, argv);
     fprintf(stderr, "tunnel: unknown command '%s' (try 'tunnel help')\n", cmd);
     return 2;
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -74,7 +75,13 @@ static void set_paths(lua_State *L, const char *script)
 {
     char copy[PATH_MAX];
     tnl_strlcpy(copy, script, sizeof copy);
-    const char *dir = dirname(copy);
+    tnl_cli_set_paths(L, dirname(copy));
+}
+
+void tnl_cli_set_paths(lua_State *L, const char *dir)
+{
+    if (!opt.share[0])
+        find_share();
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
     lua_pushfstring(L, "%s/?.lua;%s/lua/?.lua;%s/?.lua;%s", dir, opt.share, opt.share,
@@ -229,6 +236,17 @@ static void print_check(struct tnl_ctx *ctx)
         printf("(nothing declared)\n");
 }
 
+/* A relay holds a descriptor per public connection and an agent one per
+ * stream: raise the soft limit to the hard one, as servers usually do. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int usage_run(void)
 {
     fprintf(stderr, "usage: tunnel run [--check] [--watch] [--log-level LEVEL] [--drain SECONDS] SCRIPT [ARG...]\n");
@@ -279,6 +297,7 @@ static int cmd_run(int argc, char **argv)
         return 1;
     }
     find_share();
+    raise_nofile();
     if (tnl_runtime_init() < 0) {
         fprintf(stderr, "tunnel: cannot create the event loop\n");
         return 1;

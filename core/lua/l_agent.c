@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 
@@ -231,9 +232,16 @@ static int l_agent(lua_State *L)
         .server = 0, .cert = field_str(L, 1, "cert"), .key = field_str(L, 1, "key"),
         .ca = field_str(L, 1, "ca"), .pin = field_str(L, 1, "pin"),
     };
+    if (field_str(L, 1, "cred_dir")) {
+        tnl_strlcpy(cfg->cred_dir, field_str(L, 1, "cred_dir"), sizeof cfg->cred_dir);
+        tnl_strlcpy(cfg->ca, tc.ca ? tc.ca : "", sizeof cfg->ca);
+        tnl_strlcpy(cfg->pin, tc.pin ? tc.pin : "", sizeof cfg->pin);
+    }
     if (read_list(L, "relays", cfg->relays, TNL_AGENT_RELAYS_MAX, &cfg->nrelays, "relay", err, sizeof err) < 0 ||
         read_list(L, "allow", cfg->allow, TNL_AGENT_ALLOW_MAX, &cfg->nallow, "allow entry", err, sizeof err) < 0 ||
-        read_services(L, cfg, err, sizeof err) < 0 || !(cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err)) ||
+        read_services(L, cfg, err, sizeof err) < 0 ||
+        (cfg->cred_dir[0] ? tnl_agent_tls_load(cfg, err, sizeof err) < 0
+                          : !(cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err))) ||
         (cfg->nrelays == 0 && snprintf(err, sizeof err, "an agent needs at least one relay") > 0)) {
         tnl_agent_cfg_unref(cfg);
         lua_pushnil(L);
@@ -303,7 +311,58 @@ static int l_agent_status(lua_State *L)
     return 1;
 }
 
+/* core.agent_identity(handle) -> identity of the agent's own certificate | nil, err */
+static int l_agent_identity(lua_State *L)
+{
+    struct tnl_agent *a = check_agent(L);
+    struct tnl_identity id;
+    char err[512], path[1100];
+    if (!a)
+        return fail(L, "stale handle: the agent is gone");
+    if (!a->cfg->cred_dir[0])
+        return fail(L, "static credentials");
+    snprintf(path, sizeof path, "%s/current/cert.pem", a->cfg->cred_dir);
+    if (tnl_tls_file_identity(path, &id, err, sizeof err) < 0)
+        return fail(L, err);
+    tnl_lua_push_identity(L, &id);
+    return 1;
+}
+
+/* core.agent_renew_begin(handle) -> csr_pem | nil, err */
+static int l_agent_renew_begin(lua_State *L)
+{
+    struct tnl_agent *a = check_agent(L);
+    char err[512];
+    if (!a)
+        return fail(L, "stale handle: the agent is gone");
+    char *pem = tnl_agent_renew_begin(a, err, sizeof err);
+    if (!pem)
+        return fail(L, err);
+    lua_pushstring(L, pem);
+    free(pem);
+    return 1;
+}
+
+/* core.agent_renew_commit(handle, cert_pem, ca_pem) -> true | nil, err */
+static int l_agent_renew_commit(lua_State *L)
+{
+    struct tnl_agent *a = check_agent(L);
+    size_t cl, al;
+    const char *cert = luaL_checklstring(L, 2, &cl);
+    const char *ca = luaL_checklstring(L, 3, &al);
+    char err[512];
+    if (!a)
+        return fail(L, "stale handle: the agent is gone");
+    if (tnl_agent_renew_commit(a, cert, cl, ca, al, err, sizeof err) < 0)
+        return fail(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg agent_fns[] = {
+    { "agent_identity", l_agent_identity },
+    { "agent_renew_begin", l_agent_renew_begin },
+    { "agent_renew_commit", l_agent_renew_commit },
     { "agent", l_agent },
     { "agent_send", l_agent_send },
     { "agent_status", l_agent_status },

@@ -6,10 +6,12 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
 
 #include "lua/module.h"
+#include "pki/pki.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -48,6 +50,10 @@ void tnl_lua_push_identity(lua_State *L, const struct tnl_identity *id)
     lua_setfield(L, -2, "fingerprint");
     lua_pushnumber(L, (lua_Number)id->expires);
     lua_setfield(L, -2, "expires");
+    if (id->issued) {
+        lua_pushnumber(L, (lua_Number)id->issued);
+        lua_setfield(L, -2, "issued");
+    }
     lua_pushstring(L, id->via);
     lua_setfield(L, -2, "via");
 }
@@ -121,6 +127,43 @@ void tnl_lua_relay_released(struct tnl_relay *r, struct tnl_service *svc)
     dispatch(r, 2, 0);
 }
 
+int tnl_lua_relay_enroll(struct tnl_relay *r, const char *token_hash, const char *name, const char *key_type,
+                         int key_bits, const char *src, char *role, size_t role_cap, double *ttl, char *err,
+                         size_t err_cap)
+{
+    lua_State *W = begin(r, "enroll");
+    lua_createtable(W, 0, 5);
+    lua_pushstring(W, token_hash);
+    lua_setfield(W, -2, "token_hash");
+    lua_pushstring(W, name);
+    lua_setfield(W, -2, "name");
+    lua_pushstring(W, key_type);
+    lua_setfield(W, -2, "key_type");
+    lua_pushinteger(W, key_bits);
+    lua_setfield(W, -2, "key_bits");
+    lua_pushstring(W, src);
+    lua_setfield(W, -2, "src");
+    if (dispatch(r, 2, 2) < 0) {
+        snprintf(err, err_cap, "internal error");
+        return 500;
+    }
+    int status = lua_isnumber(W, -2) ? (int)lua_tointeger(W, -2) : 500;
+    if (status == 200 && lua_istable(W, -1)) {
+        lua_getfield(W, -1, "role");
+        tnl_strlcpy(role, lua_isstring(W, -1) ? lua_tostring(W, -1) : "", role_cap);
+        lua_getfield(W, -2, "ttl");
+        if (lua_isnumber(W, -1) && lua_tonumber(W, -1) > 0)
+            *ttl = lua_tonumber(W, -1);
+        lua_pop(W, 2);
+    } else {
+        tnl_strlcpy(err, lua_isstring(W, -1) ? lua_tostring(W, -1) : "refused", err_cap);
+        if (status == 200)
+            status = 500;
+    }
+    lua_pop(W, 2);
+    return status;
+}
+
 /* ---- Lua -> C ----------------------------------------------------------- */
 
 static double field_num(lua_State *L, int idx, const char *k, double def)
@@ -183,6 +226,64 @@ static void read_mux(lua_State *L, int idx, struct tnl_mux_cfg *m)
     lua_pop(L, 1);
 }
 
+/* Certificates the relay issues: issuer_ca = "DIR" (ca.crt, ca.key),
+ * cert_ttl; enroll = "host:port" for the enrollment listener. */
+static int read_issuing(lua_State *L, struct tnl_relay_cfg *cfg, const struct tnl_tls_cfg *tc, char *err,
+                        size_t cap)
+{
+    char path[1100];
+    const char *dir = field_str(L, 1, "issuer_ca");
+    const char *enroll = field_str(L, 1, "enroll");
+    cfg->cert_ttl = field_num(L, 1, "cert_ttl", cfg->cert_ttl);
+    if (dir) {
+        snprintf(path, sizeof path, "%s/ca.key", dir);
+        cfg->ca_key = tnl_pki_key_load(path, err, cap);
+        snprintf(path, sizeof path, "%s/ca.crt", dir);
+        cfg->ca_cert = cfg->ca_key ? tnl_pki_cert_load(path, err, cap) : NULL;
+        if (!cfg->ca_cert)
+            return -1;
+    }
+    if (!enroll)
+        return 0;
+    if (!dir) {
+        snprintf(err, cap, "relay: enrollment needs the CA that signs (issuer_ca)");
+        return -1;
+    }
+    struct tnl_hostport hp;
+    const char *why;
+    tnl_strlcpy(cfg->enroll_addr, enroll, sizeof cfg->enroll_addr);
+    if (tnl_hostport_parse(enroll, strlen(enroll), &hp, &why) < 0 ||
+        tnl_addr_numeric(hp.host, hp.port, &cfg->enroll_bind, &cfg->enroll_bindlen) < 0) {
+        snprintf(err, cap, "relay: enroll must be \"ip:port\", got \"%s\"", enroll);
+        return -1;
+    }
+    struct tnl_tls_cfg etc = { .server = 1, .cert = tc->cert, .key = tc->key };
+    cfg->enroll_tls = tnl_tls_ctx_new(&etc, err, cap);
+    return cfg->enroll_tls ? 0 : -1;
+}
+
+/* core.relay_sign(handle, csr_pem, name, role, ttl) -> cert_pem, ca_pem | nil, err */
+static int l_relay_sign(lua_State *L)
+{
+    char err[512];
+    size_t len;
+    struct tnl_relay *r = tnl_relay_by_handle((uint64_t)luaL_checknumber(L, 1));
+    const char *csr = luaL_checklstring(L, 2, &len);
+    const char *name = luaL_checkstring(L, 3);
+    const char *role = luaL_optstring(L, 4, "");
+    double ttl = luaL_optnumber(L, 5, r ? r->cfg->cert_ttl : 86400);
+    char *cert = NULL, *ca = NULL;
+    if (!r)
+        return fail(L, "stale handle: the relay is closed");
+    if (tnl_relay_issue(r->cfg, csr, len, name, role, ttl, &cert, &ca, err, sizeof err) < 0)
+        return fail(L, err);
+    lua_pushstring(L, cert);
+    lua_pushstring(L, ca);
+    free(cert);
+    free(ca);
+    return 2;
+}
+
 /* core.relay{addr, name, cert, key, ca, events, grace, handshake_timeout,
  *            max_sessions, tcp_bind, mux = {...}} -> handle | nil, err */
 static int l_relay(lua_State *L)
@@ -208,7 +309,7 @@ static int l_relay(lua_State *L)
         .ca = field_str(L, 1, "ca"), .require_client_cert = 1,
     };
     cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err);
-    if (!cfg->tls || bind_addr(cfg, err, sizeof err) < 0) {
+    if (!cfg->tls || bind_addr(cfg, err, sizeof err) < 0 || read_issuing(L, cfg, &tc, err, sizeof err) < 0) {
         tnl_relay_cfg_unref(cfg);
         lua_pushnil(L);
         lua_pushstring(L, err);
@@ -393,6 +494,7 @@ static int l_session_info(lua_State *L)
 static const luaL_Reg relay_fns[] = {
     { "relay", l_relay },
     { "relay_status", l_relay_status },
+    { "relay_sign", l_relay_sign },
     { "session_send", l_session_send },
     { "session_close", l_session_close },
     { "session_hello", l_session_hello },

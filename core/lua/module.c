@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <sodium.h>
 
 #include "loop/loop.h"
 #include "lua/hook.h"
@@ -41,6 +42,8 @@ static void abort_conns(void *arg)
 
 int tnl_runtime_init(void)
 {
+    if (sodium_init() < 0)
+        return -ENOSYS;
     int rc = tnl_loop_init();
     if (rc < 0)
         return rc;
@@ -256,6 +259,7 @@ int luaopen_tunnel(lua_State *L)
     luaL_register(L, NULL, core_fns);
     tnl_lua_open_misc(L);
     tnl_lua_open_pki(L);
+    tnl_lua_open_crypto(L);
     tnl_lua_open_relay(L);
     tnl_lua_open_agent(L);
     tnl_hook_open_helpers(L);

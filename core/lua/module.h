@@ -24,6 +24,7 @@ void tnl_lua_nojit(lua_State *L, int idx, struct tnl_ctx *ctx);
 /* Add core.after/cancel/write_file/demo_http to the table on top of L. */
 void tnl_lua_open_misc(lua_State *L);
 void tnl_lua_open_pki(lua_State *L);
+void tnl_lua_open_crypto(lua_State *L);
 
 int tnl_l_listen(lua_State *L);
 int tnl_l_listener_info(lua_State *L);

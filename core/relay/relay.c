@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <lauxlib.h>
 #include <unistd.h>
 
 #include "lua/l_relay.h"
+#include "pki/pki.h"
 #include "router/entry.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -40,6 +42,7 @@ struct tnl_relay_cfg *tnl_relay_cfg_new(struct tnl_ctx *ctx)
     cfg->grace = 60;
     cfg->handshake_timeout = 10;
     cfg->max_sessions = 10000;
+    cfg->cert_ttl = 86400;
     tnl_strlcpy(cfg->tcp_bind, "0.0.0.0", sizeof cfg->tcp_bind);
     cfg->handle = tnl_entry_new_handle();
     return cfg;
@@ -56,6 +59,9 @@ void tnl_relay_cfg_unref(struct tnl_relay_cfg *cfg)
         return;
     tnl_ctx_unref_value(cfg->ctx, cfg->events_ref);
     tnl_tls_ctx_unref(cfg->tls);
+    tnl_tls_ctx_unref(cfg->enroll_tls);
+    X509_free(cfg->ca_cert);
+    EVP_PKEY_free(cfg->ca_key);         /* OpenSSL clears key material on free */
     tnl_ctx_unref(cfg->ctx);
     free(cfg);
 }
@@ -277,6 +283,11 @@ static struct tnl_relay *relay_open(struct tnl_relay_cfg *cfg, char *err, size_t
         return NULL;
     }
     r->cfg = cfg;
+    if (tnl_enroll_open(r, err, cap) < 0) {
+        tnl_listener_close(&r->l);
+        free(r);
+        return NULL;
+    }
     tnl_relay_cfg_ref(cfg);
     return r;
 }
@@ -297,6 +308,7 @@ static void relay_close(struct tnl_relay *r)
         }
     }
     tnl_listener_close(&r->l);
+    tnl_enroll_close(r);
     while (r->sessions)
         session_end(r->sessions, "relay removed from the script");
     while (r->services) {
@@ -362,6 +374,7 @@ void tnl_relays_abort_opened(struct tnl_relay *opened)
     while (opened) {
         struct tnl_relay *next = opened->next;
         tnl_listener_close(&opened->l);
+        tnl_enroll_close(opened);
         tnl_relay_cfg_unref(opened->cfg);
         free(opened);
         opened = next;
@@ -384,6 +397,17 @@ void tnl_relays_apply(struct tnl_ctx *ctx, struct tnl_relay *opened)
         struct tnl_relay_cfg *old = r->cfg;
         tnl_relay_cfg_ref(d);
         r->cfg = d;
+        /* The enrollment listener follows the new cfg (its address is rarely
+         * changed; a failure to bind the new one is logged, not fatal). */
+        int same = old->enroll_bindlen == d->enroll_bindlen &&
+                   memcmp(&old->enroll_bind, &d->enroll_bind, d->enroll_bindlen) == 0 &&
+                   (r->enroll_l.fd >= 0) == (d->enroll_addr[0] != 0);
+        if (!same) {
+            char err[300];
+            tnl_enroll_close(r);
+            if (tnl_enroll_open(r, err, sizeof err) < 0)
+                tnl_logf(TNL_LOG_ERROR, "reload", "%s", err);
+        }
         tnl_relay_cfg_unref(old);
     }
     while (opened) {
@@ -427,6 +451,7 @@ void tnl_relays_drain(void)
     for (struct tnl_relay *r = tnl_relays; r; r = r->next) {
         r->draining = 1;
         tnl_listener_close(&r->l);
+        tnl_enroll_close(r);
         for (struct tnl_session *s = r->sessions, *next; s; s = next) {
             next = s->next;
             if (!s->mux) {
@@ -483,4 +508,45 @@ int tnl_relay_open_port(struct tnl_service *svc, char *err, size_t cap)
 void tnl_relay_service_released(struct tnl_relay *r, struct tnl_service *svc)
 {
     tnl_lua_relay_released(r, svc);
+}
+
+/* ---- certificates --------------------------------------------------------- */
+
+int tnl_relay_issue(struct tnl_relay_cfg *cfg, const char *csr_pem, size_t csr_len, const char *name,
+                    const char *role, double ttl, char **cert_pem, char **ca_pem, char *err, size_t cap)
+{
+    char cn[256];
+    *cert_pem = *ca_pem = NULL;
+    if (!cfg->ca_cert || !cfg->ca_key) {
+        snprintf(err, cap, "this relay has no CA to issue certificates (relay option 'ca')");
+        return -ENOENT;
+    }
+    X509_REQ *csr = tnl_pki_csr_parse(csr_pem, csr_len, err, cap);
+    if (!csr || tnl_pki_csr_check(csr, cn, sizeof cn, err, cap) < 0) {
+        X509_REQ_free(csr);
+        return -EINVAL;
+    }
+    if (strcmp(cn, name) != 0) {
+        X509_REQ_free(csr);
+        snprintf(err, cap, "the request's CN '%s' differs from the identity's name '%s'", cn, name);
+        return -EPERM;
+    }
+    int64_t now = (int64_t)time(NULL);
+    struct tnl_issue req = { .name = name, .role = role && *role ? role : NULL, .not_before = now,
+                             .not_after = now + (int64_t)ttl, .usage = TNL_CERT_CLIENT };
+    X509 *cert = tnl_pki_issue(cfg->ca_cert, cfg->ca_key, X509_REQ_get0_pubkey(csr), &req, err, cap);
+    X509_REQ_free(csr);
+    if (!cert)
+        return -EINVAL;
+    *cert_pem = tnl_pki_cert_pem(cert, NULL);
+    *ca_pem = tnl_pki_cert_pem(cfg->ca_cert, NULL);
+    X509_free(cert);
+    if (!*cert_pem || !*ca_pem) {
+        free(*cert_pem);
+        free(*ca_pem);
+        *cert_pem = *ca_pem = NULL;
+        snprintf(err, cap, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
 }

@@ -32,6 +32,9 @@
 #include "session/control.h"
 #include "tls/tls.h"
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 enum tnl_service_kind { TNL_SVC_HTTP = 0, TNL_SVC_TLS = 1, TNL_SVC_TCP = 2 };
 
 enum { TNL_SERVICE_NAME_MAX = 64, TNL_SERVICE_HOSTS_MAX = 32, TNL_PP2_TYPE_TNL_PROTO = 0xE1 };
@@ -76,6 +79,17 @@ struct tnl_relay_cfg {
     char name[64];
     uint64_t handle;
     struct tnl_relay_cfg *next_decl;    /* in the ctx's relay declarations */
+
+    /* Certificates this relay issues (enrollment, renewal): its CA, loaded
+     * when the relay is declared. NULL without `ca`. */
+    X509 *ca_cert;
+    EVP_PKEY *ca_key;
+    double cert_ttl;                    /* seconds, default 24 h */
+    /* Enrollment listener (TLS, server certificate only): "" if none. */
+    char enroll_addr[TNL_ADDR_HOST_MAX + 8];
+    struct sockaddr_storage enroll_bind;
+    socklen_t enroll_bindlen;
+    struct tnl_tls_ctx *enroll_tls;     /* referenced */
 };
 
 struct tnl_session {
@@ -101,6 +115,7 @@ struct tnl_relay {
     struct tnl_relay *next;
     struct tnl_relay_cfg *cfg;          /* referenced; swapped on reload */
     struct tnl_listener l;
+    struct tnl_listener enroll_l;       /* fd < 0 when not enrolling */
     struct tnl_session *sessions;
     unsigned nsessions;
     struct tnl_service *services;
@@ -170,6 +185,16 @@ void tnl_service_ref(struct tnl_service *svc);
 void tnl_service_unref(struct tnl_service *svc, uint64_t in, uint64_t out);
 
 const char *tnl_service_kind_name(enum tnl_service_kind k);
+
+/* Issue a client certificate for a CSR with this relay's CA: name must be the
+ * CSR's CN (checked), role goes to OU. PEM of the certificate and of the CA
+ * in malloc'ed strings. 0 or -errno with err. */
+int tnl_relay_issue(struct tnl_relay_cfg *cfg, const char *csr_pem, size_t csr_len, const char *name,
+                    const char *role, double ttl, char **cert_pem, char **ca_pem, char *err, size_t cap);
+
+/* enroll/server.c: the enrollment listener of a relay. */
+int tnl_enroll_open(struct tnl_relay *r, char *err, size_t cap);
+void tnl_enroll_close(struct tnl_relay *r);
 
 /* route.c: a public connection's default service (by SNI or Host), and the
  * routing of a relay entry without a route hook. */

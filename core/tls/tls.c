@@ -6,6 +6,13 @@
  * write readable) to make progress. The io therefore keeps what the owner
  * wants (io.events) apart from what the socket must be watched for, and feeds
  * itself a READ event when plaintext is already buffered.
+ *
+ * Reads and writes behave like a socket's: a read returns as many records as
+ * the socket had (a short read means "drained", so an owner may stop there),
+ * a write takes as many records as the socket takes. OpenSSL hands one record
+ * at a time to its BIO; ours sends the records of one write with MSG_MORE but
+ * the last, so that a 128 KiB write leaves as a few large segments rather
+ * than eight 16 KiB ones, each waking the peer.
  */
 #include "tls/tls.h"
 
@@ -33,6 +40,8 @@ struct tnl_tls_ctx {
 
 enum tls_state { TLS_HANDSHAKE, TLS_OPEN, TLS_FAILED };
 
+enum { TLS_RECORD_MAX = 16384 };      /* plaintext per TLS 1.3 record */
+
 struct tls_io {
     struct tnl_io io;
     struct tnl_tls_ctx *ctx;        /* referenced */
@@ -42,6 +51,9 @@ struct tls_io {
     enum tls_state state;
     int read_wants;                 /* socket events the last SSL_read waits for */
     int write_wants;                /* socket events the last SSL_write waits for */
+    unsigned more : 1;              /* more records follow this one (MSG_MORE) */
+    unsigned rx_short : 1;          /* the last recv returned less than asked: drained */
+    unsigned rx_eof : 1;            /* the last recv returned 0 */
     tnl_tls_done_fn done;
     void *arg;
     char err[256];
@@ -245,6 +257,8 @@ static int cert_identity(X509 *cert, struct tnl_identity *id)
     }
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
         id->expires = (int64_t)timegm(&tm);
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1)
+        id->issued = (int64_t)timegm(&tm);
     tnl_strlcpy(id->via, "cert", sizeof id->via);
     return 0;
 }
@@ -276,6 +290,90 @@ int tnl_tls_file_identity(const char *path, struct tnl_identity *id, char *err, 
     int rc = cert_identity(cert, id);
     X509_free(cert);
     return rc;
+}
+
+/* ---- the socket BIO ------------------------------------------------------ */
+
+/* OpenSSL's socket BIO would do, but it writes with write(2) (SIGPIPE when the
+ * peer is gone; nothing in this process ignores it) and cannot say whether a
+ * record is the last of a batch, nor whether a recv drained the socket. */
+static BIO_METHOD *sock_method;
+
+static int sock_write(BIO *b, const char *data, size_t len, size_t *written)
+{
+    struct tls_io *t = BIO_get_data(b);
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do {
+        r = send(t->fd, data, len, MSG_NOSIGNAL | (t->more && !getenv("TNL_NOMORE") ? MSG_MORE : 0));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_write(b);
+        return 0;
+    }
+    *written = (size_t)r;
+    return 1;
+}
+
+static int sock_read(BIO *b, char *data, size_t len, size_t *readbytes)
+{
+    struct tls_io *t = BIO_get_data(b);
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do {
+        r = recv(t->fd, data, len, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        t->rx_short = 1;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            BIO_set_retry_read(b);
+        return 0;
+    }
+    if (r == 0) {
+        t->rx_eof = 1;          /* BIO_eof: OpenSSL reports an unexpected EOF */
+        return 0;
+    }
+    t->rx_short = (size_t)r < len;
+    *readbytes = (size_t)r;
+    return 1;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num; (void)ptr;
+    struct tls_io *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1;               /* nothing is buffered here */
+    case BIO_CTRL_EOF:
+        return t && t->rx_eof;
+    default:
+        return 0;
+    }
+}
+
+static int sock_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO *sock_bio(struct tls_io *t)
+{
+    if (!sock_method) {
+        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tnl socket");
+        if (!m || !BIO_meth_set_write_ex(m, sock_write) || !BIO_meth_set_read_ex(m, sock_read) ||
+            !BIO_meth_set_ctrl(m, sock_ctrl) || !BIO_meth_set_create(m, sock_create)) {
+            BIO_meth_free(m);
+            return NULL;
+        }
+        sock_method = m;        /* process lifetime */
+    }
+    BIO *b = BIO_new(sock_method);
+    if (b)
+        BIO_set_data(b, t);
+    return b;
 }
 
 /* ---- the io ------------------------------------------------------------- */
@@ -385,28 +483,42 @@ static ssize_t ssl_fail(struct tls_io *t, int rc)
 static ssize_t tls_read(struct tnl_io *io, void *buf, size_t n)
 {
     struct tls_io *t = (struct tls_io *)io;
-    size_t got = 0;
+    size_t total = 0;
+    int rc = 1;
     if (t->state != TLS_OPEN)
         return -ENOTCONN;
-    ERR_clear_error();
-    errno = 0;
-    int rc = SSL_read_ex(t->ssl, buf, n, &got);
-    if (rc == 1) {
-        t->read_wants = 0;
-        /* SSL_read returns one record at a time, but read-ahead may have
-         * pulled several from the socket: epoll will not announce those, and
-         * an owner that stops at a short read (as for a socket) would leave
-         * them stranded. Announce them ourselves. */
+    /* One record per SSL_read: go on until the buffer is full or the socket
+     * is drained (the last recv was short and nothing is left decrypted or
+     * read ahead), as one recv on a socket would. */
+    while (total < n) {
+        size_t got = 0;
+        ERR_clear_error();
+        errno = 0;
+        rc = SSL_read_ex(t->ssl, (uint8_t *)buf + total, n - total, &got);
+        if (rc != 1)
+            break;
+        total += got;
+        if (t->rx_short && !SSL_has_pending(t->ssl))
+            break;
+    }
+    int w = rc == 1 ? 0 : want_of(t->ssl, rc);
+    if (rc == 1 || w) {
+        int rw = w == EV_WRITE ? EV_WRITE : 0;
+        if (t->read_wants != rw) {
+            t->read_wants = rw;
+            watch(t);
+        }
+    }
+    if (total) {
+        /* A full buffer with records still inside OpenSSL: epoll will not
+         * announce those, and an owner may stop at a full read. Announce
+         * them ourselves. */
         if (SSL_has_pending(t->ssl) && ev_is_active(&t->w) && (t->io.events & TNL_IO_READ))
             ev_feed_event(tnl_ev, &t->w, EV_READ);
-        return (ssize_t)got;
+        return (ssize_t)total;
     }
-    int w = want_of(t->ssl, rc);
-    if (w) {
-        t->read_wants = w == EV_READ ? 0 : w;
-        watch(t);
+    if (w)
         return -EAGAIN;
-    }
     ssize_t r = ssl_fail(t, rc);
     /* A peer that closes TCP without close_notify ends the stream too. */
     return r == -EPROTO && SSL_get_error(t->ssl, rc) == SSL_ERROR_SYSCALL ? 0 : r;
@@ -415,24 +527,37 @@ static ssize_t tls_read(struct tnl_io *io, void *buf, size_t n)
 static ssize_t tls_write(struct tnl_io *io, const void *buf, size_t n)
 {
     struct tls_io *t = (struct tls_io *)io;
-    size_t put = 0;
+    size_t total = 0;
+    int rc = 1;
     if (t->state != TLS_OPEN)
         return -ENOTCONN;
-    if (n == 0)
-        return 0;
-    ERR_clear_error();
-    errno = 0;
-    int rc = SSL_write_ex(t->ssl, buf, n, &put);
-    if (rc == 1) {
-        t->write_wants = 0;
-        return (ssize_t)put;
+    /* With SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write returns after each
+     * record: go on until everything is taken or the socket is full. A
+     * record left half-sent inside OpenSSL is retried by the next call with
+     * the same bytes (the owner's unsent data starts with them). */
+    while (total < n) {
+        size_t put = 0;
+        t->more = n - total > TLS_RECORD_MAX;
+        ERR_clear_error();
+        errno = 0;
+        rc = SSL_write_ex(t->ssl, (const uint8_t *)buf + total, n - total, &put);
+        if (rc != 1)
+            break;
+        total += put;
     }
-    int w = want_of(t->ssl, rc);
-    if (w) {
-        t->write_wants = w == EV_WRITE ? 0 : w;
-        watch(t);
+    t->more = 0;
+    int w = rc == 1 ? 0 : want_of(t->ssl, rc);
+    if (rc == 1 || w) {
+        int ww = w == EV_READ ? EV_READ : 0;
+        if (t->write_wants != ww) {
+            t->write_wants = ww;
+            watch(t);
+        }
+    }
+    if (total)
+        return (ssize_t)total;
+    if (w)
         return -EAGAIN;
-    }
     return ssl_fail(t, rc);
 }
 
@@ -512,7 +637,15 @@ struct tnl_io *tnl_tls_new(struct tnl_tls_ctx *ctx, int fd, tnl_tls_done_fn done
     t->fd = fd;
     t->done = done;
     t->arg = arg;
-    SSL_set_fd(ssl, fd);
+    BIO *bio = sock_bio(t);
+    if (!bio) {
+        SSL_free(ssl);
+        tnl_tls_ctx_unref(ctx);
+        free(t);
+        close(fd);
+        return NULL;
+    }
+    SSL_set_bio(ssl, bio, bio);
     SSL_set_ex_data(ssl, pin_index, ctx);
     if (SSL_is_server(ssl))
         SSL_set_accept_state(ssl);
@@ -530,4 +663,35 @@ int tnl_tls_set_server_name(struct tnl_io *io, const char *name)
     if (SSL_set_tlsext_host_name(t->ssl, name) != 1)
         return -EINVAL;
     return SSL_set1_host(t->ssl, name) == 1 ? 0 : -EINVAL;
+}
+
+SSL *tnl_tls_connect_blocking(struct tnl_tls_ctx *ctx, int fd, const char *server_name, char *err, size_t cap)
+{
+    SSL *ssl = SSL_new(ctx->ssl);
+    if (!ssl) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    SSL_set_fd(ssl, fd);
+    SSL_set_ex_data(ssl, pin_index, ctx);
+    if (server_name && *server_name) {
+        SSL_set_tlsext_host_name(ssl, server_name);
+        SSL_set1_host(ssl, server_name);
+    }
+    ERR_clear_error();
+    if (SSL_connect(ssl) != 1) {
+        long vr = SSL_get_verify_result(ssl);
+        unsigned long e = ERR_peek_last_error();
+        char detail[200] = "connection closed";
+        if (e)
+            ERR_error_string_n(e, detail, sizeof detail);
+        ERR_clear_error();
+        if (vr != X509_V_OK)
+            snprintf(err, cap, "the relay's certificate was rejected: %s", X509_verify_cert_error_string(vr));
+        else
+            snprintf(err, cap, "tls handshake failed: %s", detail);
+        SSL_free(ssl);
+        return NULL;
+    }
+    return ssl;
 }

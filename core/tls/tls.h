@@ -41,6 +41,7 @@ struct tnl_identity {
     char role[64];
     char fingerprint[TNL_FPR_HEX + 1];
     int64_t expires;
+    int64_t issued;             /* notBefore, Unix seconds */
     char via[8];
 };
 
@@ -64,6 +65,12 @@ int tnl_tls_set_server_name(struct tnl_io *io, const char *name);
 /* The peer's identity after a successful handshake: 0, or -ENOENT if the peer
  * sent no certificate. */
 int tnl_tls_peer_identity(struct tnl_io *io, struct tnl_identity *id);
+
+/* For command-line tools: a blocking TLS 1.3 client on a connected blocking
+ * socket, verified as the ctx says (CA and server_name, or pin). Returns an
+ * SSL * (SSL_free and close the fd when done) or NULL with err. */
+struct ssl_st *tnl_tls_connect_blocking(struct tnl_tls_ctx *ctx, int fd, const char *server_name, char *err,
+                                        size_t cap);
 
 /* Identity of a PEM certificate file (used by the CLI and tests). */
 int tnl_tls_file_identity(const char *path, struct tnl_identity *id, char *err, size_t cap);

@@ -156,7 +156,9 @@ void tnl_log_uint(struct tnl_log *l, const char *k, unsigned long long v)
 void tnl_log_num(struct tnl_log *l, const char *k, double v)
 {
     char tmp[48];
-    int n = snprintf(tmp, sizeof tmp, "%.6g", v);
+    int n = v == (double)(long long)v && v > -1e15 && v < 1e15
+                ? snprintf(tmp, sizeof tmp, "%lld", (long long)v)     /* counts, times, ports */
+                : snprintf(tmp, sizeof tmp, "%.6g", v);
     if (v != v || v - v != 0)          /* NaN or infinity are not JSON */
         n = snprintf(tmp, sizeof tmp, "null");
     tnl_log_raw(l, k, tmp, (size_t)n);

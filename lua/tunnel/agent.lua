@@ -39,9 +39,11 @@ local agent_schema = {
   name = { "string", default = "agent" },
   relays = { "list", of = { "string", check = check.hostport }, required = true },
   tls = { "table", required = true, fields = {
-    cert = { "string", required = true }, key = { "string", required = true },
+    cert = { "string" }, key = { "string" },      -- static files, or:
+    dir = { "string" },                            -- enrolled credentials (tunnel enroll --out DIR), renewed
     ca = { "string" }, pin = { "string" }, server_name = { "string" },
   } },
+  renew = { "boolean", default = true },          -- with tls.dir: renew at 2/3 of the certificate's life
   services = { "list", of = { "table" }, default = {} },
   allow = { "list", of = { "string", check = check.hostport } },
   dial = { "callable" },
@@ -113,6 +115,48 @@ local function resync(self)
   end)
 end
 
+-- Renewal: at about two thirds of the certificate's life, a new key (made
+-- and kept in C) and its CSR; the relay signs over the control channel; the
+-- new pair is committed atomically and used by the next connection.
+local schedule_renewal
+
+local function renew_now(self)
+  self.renew_timer = nil
+  if not self.rpc then return end     -- disconnected: the next hello reschedules
+  local csr, err = core.agent_renew_begin(self.handle)
+  if not csr then
+    core.log("error", "renew_failed", { agent = self.name, error = err })
+    return schedule_renewal(self, 60)
+  end
+  self.rpc:call("cert.renew", { csr = csr }, function(result, rerr)
+    if rerr or type(result) ~= "table" or type(result.cert) ~= "string" or type(result.ca) ~= "string" then
+      core.log("error", "renew_failed", { agent = self.name, error = rerr and rerr.message or "bad answer" })
+      return schedule_renewal(self, 30)
+    end
+    local ok, cerr = core.agent_renew_commit(self.handle, result.cert, result.ca)
+    if not ok then
+      core.log("error", "renew_failed", { agent = self.name, error = cerr })
+      return schedule_renewal(self, 30)
+    end
+    local id = core.agent_identity(self.handle)
+    core.log("info", "renewed", { agent = self.name, expires = id and id.expires, fingerprint = id and id.fingerprint })
+    schedule_renewal(self)
+  end)
+end
+
+schedule_renewal = function(self, retry_in)
+  if not self.renew or self.renew_timer then return end
+  local delay = retry_in
+  if not delay then
+    local id = core.agent_identity(self.handle)
+    if not id then return end
+    -- Two thirds of the life left (notBefore is backdated for clock skew,
+    -- so the remaining life is the better measure).
+    delay = math.max(1, (id.expires - os.time()) * 2 / 3)
+  end
+  self.renew_timer = core.after(delay, function() renew_now(self) end)
+end
+
 local function hello(self, relay_id, relay_addr)
   self.exposed = {}
   self.rpc = rpc.new{
@@ -133,6 +177,7 @@ local function hello(self, relay_id, relay_addr)
     core.log("info", "hello", { agent = self.name, relay = relay_addr, relay_name = relay_id.name,
       identity = result.identity and result.identity.name, session = result.session })
     expose_all(self)
+    schedule_renewal(self)
   end)
 end
 
@@ -147,6 +192,7 @@ local function on_event(self, event, a, b)
     if self.rpc then self.rpc:close(a) end
     self.rpc = nil
     self.exposed = {}
+    if self.renew_timer then core.cancel(self.renew_timer); self.renew_timer = nil end
   end
 end
 
@@ -157,10 +203,17 @@ function M.new(opts)
   local o = check.options("tunnel.agent", opts, agent_schema, 3)
   local ok, services = pcall(check_services, o.services)
   if not ok then check.argerror("tunnel.agent", 1, "option '" .. services .. "'", 3) end
-  if not o.tls.ca and not o.tls.pin then
+  if o.tls.dir and (o.tls.cert or o.tls.key) then
+    check.argerror("tunnel.agent", 1, "option 'tls' takes either dir or cert and key", 3)
+  end
+  if not o.tls.dir and not (o.tls.cert and o.tls.key) then
+    check.argerror("tunnel.agent", 1, "option 'tls' needs cert and key, or dir (enrolled credentials)", 3)
+  end
+  if not o.tls.ca and not o.tls.pin and not o.tls.dir then
     check.argerror("tunnel.agent", 1, "option 'tls' needs ca or pin to verify the relay", 3)
   end
-  local self = setmetatable({ name = o.name, services = services, exposed = {} }, Agent)
+  local self = setmetatable({ name = o.name, services = services, exposed = {},
+    renew = o.tls.dir and o.renew }, Agent)
   local targets = {}
   for i, svc in ipairs(services) do
     targets[i] = { service = svc.service, target = svc.target, send_proxy = svc.send_proxy }
@@ -168,6 +221,7 @@ function M.new(opts)
   local keep = o.mux.keepalive or {}
   local h, err, kind = core.agent{
     name = o.name, relays = o.relays, cert = o.tls.cert, key = o.tls.key, ca = o.tls.ca, pin = o.tls.pin,
+    cred_dir = o.tls.dir,
     server_name = o.tls.server_name, services = targets, allow = o.allow, dial = o.dial,
     backoff_min = o.reconnect.min, backoff_max = o.reconnect.max, connect_timeout = o.connect_timeout,
     mux = { max_window = o.mux.max_window, keepalive_interval = keep.interval,

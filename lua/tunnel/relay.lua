@@ -18,6 +18,7 @@
 local core = require "tunnel.core"
 local check = require "tunnel.check"
 local rpc = require "tunnel.rpc"
+local bootstrap = require "tunnel.bootstrap"
 
 local M = {}
 
@@ -46,6 +47,57 @@ local function authorize(self, id, action, detail)
     return nil, "authorize hook returned an invalid value"
   end
   return nil, type(why) == "string" and why or ("%s refused"):format(action)
+end
+
+------------------------------------------------------------------------------
+-- Deny list: one entry per line, "name NAME", "fingerprint HEX" (or a bare
+-- name); '#' starts a comment. Re-read whenever the file changes.
+
+local function load_deny(path)
+  local list = { names = {}, fingerprints = {} }
+  local f = io.open(path, "r")
+  if not f then return list end
+  for line in f:lines() do
+    line = line:gsub("#.*", ""):match("^%s*(.-)%s*$")
+    local kind, value = line:match("^(%S+)%s+(%S+)$")
+    if kind == "fingerprint" then
+      list.fingerprints[value:lower():gsub(":", "")] = true
+    elseif kind == "name" then
+      list.names[value] = true
+    elseif line ~= "" and not line:find("%s") then
+      list.names[line] = true
+    end
+  end
+  f:close()
+  return list
+end
+
+local function denied(self, id)
+  if not self.deny_path then return nil end
+  local mtime = core.file_mtime(self.deny_path) or 0
+  if mtime ~= self.deny_mtime then
+    self.deny, self.deny_mtime = load_deny(self.deny_path), mtime
+  end
+  if self.deny.names[id.name] then return ("identity '%s' is revoked (deny list)"):format(id.name) end
+  if id.fingerprint and self.deny.fingerprints[id.fingerprint] then
+    return ("certificate %s… is revoked (deny list)"):format(id.fingerprint:sub(1, 16))
+  end
+end
+
+-- Every 2 s: if the deny list changed, end the sessions it now revokes.
+local function watch_deny(self)
+  core.after(2, function()
+    local before = self.deny_mtime
+    local status = core.relay_status(self.handle)
+    if not status then return end     -- relay gone (reload): the new one watches
+    if (core.file_mtime(self.deny_path) or 0) ~= before then
+      for _, sess in ipairs(status.sessions) do
+        local why = denied(self, sess.identity)
+        if why then core.session_close(sess.id, why) end
+      end
+    end
+    watch_deny(self)
+  end)
 end
 
 ------------------------------------------------------------------------------
@@ -114,6 +166,25 @@ function methods.service_unexpose(_, s, params)
   return {}
 end
 
+--- cert.renew {csr}: a new certificate for the identity this session proved
+-- with its certificate (name and role are taken from the session, not the CSR).
+function methods.cert_renew(self, s, params)
+  if s.identity.via ~= "cert" then
+    return nil, rpc.error(rpc.REFUSED, "renewal needs a session authenticated by a certificate")
+  end
+  if type(params.csr) ~= "string" or #params.csr > 16384 then
+    return nil, rpc.error(rpc.INVALID_PARAMS, "csr must be a PEM certificate request")
+  end
+  local why = denied(self, s.identity)
+  if why then return nil, rpc.error(rpc.REFUSED, why) end
+  local ok, reason = authorize(self, s.identity, "renew", {})
+  if not ok then return nil, rpc.error(rpc.REFUSED, reason) end
+  local cert, ca = core.relay_sign(self.handle, params.csr, s.identity.name, s.identity.role, self.cert_ttl)
+  if not cert then return nil, rpc.error(rpc.INVALID_PARAMS, ca) end
+  core.log("info", "renewed", { agent = s.identity.name, role = s.identity.role, session = s.id })
+  return { cert = cert, ca = ca }
+end
+
 function methods.diag_status(self, s)
   local status = core.relay_status(self.handle) or {}
   local mine = {}
@@ -150,9 +221,23 @@ local function session_of(self, id)
   return s
 end
 
+-- An enrollment request (C has checked the CSR and hashed the token).
+local function enroll(self, req)
+  local revoked = denied(self, { name = req.name })
+  if revoked then return 403, revoked end
+  local rec, why = bootstrap.consume(self.store, req.token_hash, req.name)
+  if not rec then return 401, why end
+  local id = { name = req.name, role = rec.role, via = "bootstrap" }
+  local ok, reason = authorize(self, id, "enroll", { key_type = req.key_type, key_bits = req.key_bits, src = req.src })
+  if not ok then return 403, reason end
+  return 200, { role = rec.role, ttl = self.cert_ttl }
+end
+
 local function on_event(self, event, a, b, c)
   if event == "session" then
     local id, identity, src = a, b, c
+    local revoked = denied(self, identity)
+    if revoked then return false, revoked end
     local ok, why = authorize(self, identity, "connect", { src = src })
     if not ok then return false, why end
     local s = { id = id, identity = identity, src = src }
@@ -169,8 +254,12 @@ local function on_event(self, event, a, b, c)
     self.sessions[a] = nil
   elseif event == "released" then
     hook("release_port", a.service, self.hooks.release_port, { name = a.agent }, a)
+  elseif event == "enroll" then
+    return enroll(self, a)
   end
 end
+
+
 
 ------------------------------------------------------------------------------
 -- tunnel.relay{}
@@ -190,6 +279,13 @@ local relay_schema = {
     bind = { "string" },
   } },
   route = { "callable" },
+  issuer_ca = { "string" },
+  cert_ttl = { "number", min = 5, max = 366 * 86400, default = 86400 },
+  enroll = { "table", fields = {
+    addr = { "string", required = true, check = check.hostport },
+    store = { "string", default = bootstrap.DEFAULT_STORE },
+  } },
+  deny = { "string" },
   grace = { "number", min = 0, max = 86400, default = 60 },
   handshake_timeout = { "number", min = 0.1, max = 600, default = 10 },
   max_sessions = { "integer", min = 1, default = 10000 },
@@ -209,7 +305,11 @@ Relay.__index = Relay
 function M.new(opts, listen)
   local o = check.options("tunnel.relay", opts, relay_schema, 3)
   local self = setmetatable({ name = o.name or o.addr, sessions = {}, route = o.route, listen_fn = listen,
-    hooks = { authorize = o.authorize, allocate_port = o.allocate_port, release_port = o.release_port } }, Relay)
+    hooks = { authorize = o.authorize, allocate_port = o.allocate_port, release_port = o.release_port },
+    cert_ttl = o.cert_ttl, store = o.enroll and o.enroll.store, deny_path = o.deny }, Relay)
+  if o.enroll and not o.issuer_ca then
+    check.argerror("tunnel.relay", 1, "option 'enroll' needs 'issuer_ca' (the CA folder that signs)", 3)
+  end
   if o.ports then
     if #o.ports.range ~= 2 or o.ports.range[1] > o.ports.range[2] then
       check.argerror("tunnel.relay", 1, "option 'ports.range' must be {first, last}", 3)
@@ -226,6 +326,7 @@ function M.new(opts, listen)
     addr = o.addr, name = self.name, cert = o.tls.cert, key = o.tls.key, ca = o.tls.ca,
     grace = o.grace, handshake_timeout = o.handshake_timeout, max_sessions = o.max_sessions,
     tcp_bind = o.ports and o.ports.bind,
+    issuer_ca = o.issuer_ca, cert_ttl = o.cert_ttl, enroll = o.enroll and o.enroll.addr,
     mux = { max_window = o.mux.max_window, keepalive_interval = keep.interval, keepalive_timeout = keep.timeout,
       max_streams = o.mux.max_streams, max_backlog = o.mux.max_backlog },
     events = function(...) return on_event(self, ...) end,
@@ -235,6 +336,7 @@ function M.new(opts, listen)
     return nil, err
   end
   self.handle = h
+  if self.deny_path then watch_deny(self) end
   return self
 end
 
