@@ -25,7 +25,7 @@ DEB_BUILD := build-essential pkg-config clang libclang-rt-14-dev \
              libcmocka-dev libwslay-dev libhttp-parser-dev
 DEB_LUA   := lua-cjson lua-busted lua-check
 DEB_TEST  := curl openssl postgresql postgresql-client openssh-server openssh-client \
-             iproute2 procps psmisc python3 prometheus
+             iproute2 procps psmisc python3 nftables prometheus
 # Node.js (for the yamux interop test) from Debian only if none is on PATH:
 # a machine with its own Node.js already has npm, and Debian's npm conflicts.
 DEB_NODE  := $(if $(shell command -v node >/dev/null && command -v npm >/dev/null && echo yes),,nodejs npm)

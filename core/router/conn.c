@@ -158,15 +158,17 @@ static void reject(struct tnl_conn *c, enum tnl_reject kind, const char *reason)
                tnl_reject_answer(c->proto, &c->sr, kind, answer, sizeof answer);
     free_sniff_state(c);
     tnl_connect_cancel(&c->connect);
-    if (n == 0 || c->client_eof) {
-        if (n > 0)
-            (void)tnl_io_write(c->client, answer, n);
+    if (n > 0)
+        (void)tnl_io_write(c->client, answer, n);
+    if (c->client_eof) {
         conn_free(c, 0);
         return;
     }
-    (void)tnl_io_write(c->client, answer, n);
+    /* Half-close and read what the client still sends until it closes: a
+     * close with unread bytes would reset the connection (and lose the answer). */
     c->client->ops->shutdown(c->client);
     c->state = TNL_CONN_LINGER;
+    c->client->owner = c;               /* it may have been the splice's until now */
     c->client->ready = linger_ready;
     tnl_io_want(c->client, TNL_IO_READ);
     ev_timer_stop(tnl_ev, &c->timer);
@@ -186,6 +188,21 @@ void tnl_conn_route_reject(struct tnl_conn *c, enum tnl_reject kind, const char 
 static void splice_done(struct tnl_splice *s, int err, char side)
 {
     struct tnl_conn *c = s->owner;
+    /* An agent that cannot reach its service (or refuses by policy) resets the
+     * stream before sending anything back: answer the client in its protocol
+     * (HTTP 502, TLS internal_error, ...) instead of passing the reset on. */
+    if (err && side == 'b' && c->service && s->ba.bytes == 0) {
+        char why[200];
+        snprintf(why, sizeof why, "agent '%s' could not serve '%s' (stream reset before any reply)",
+                 c->service->owner, c->service->name);
+        c->client_eof = s->ab.eof;
+        tnl_splice_release(s);
+        tnl_io_close(c->up, 1);
+        c->up = NULL;
+        c->state = TNL_CONN_ROUTE;
+        reject(c, TNL_REJECT_UPSTREAM, why);
+        return;
+    }
     if (err) {
         snprintf(c->reason, sizeof c->reason, "%s error: %s",
                  side == 'a' ? "client" : "upstream", strerror(-err));

@@ -113,10 +113,32 @@ int tnl_token_payload_parse(const char *json, size_t len, struct tnl_token *out,
 
 /* ---- the token ----------------------------------------------------------- */
 
+/* Only the base64url alphabet. sodium_base642bin must not see anything else:
+ * bytes >= 0x80 are negative chars, which its constant-time digit decoding
+ * can take for valid digits (a token with such a byte changed would still
+ * verify). */
+static int b64url_only(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Decode canonical base64url only: re-encoding must give the input back, so
+ * that no two spellings (unused low bits in the last digit) are one token. */
 static int b64_decode(const char *in, size_t inlen, uint8_t *out, size_t cap, size_t *outlen)
 {
-    return sodium_base642bin(out, cap, in, inlen, NULL, outlen, NULL,
-                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 ? 0 : -1;
+    char again[2 * TNL_TOKEN_MAX];
+    if (!b64url_only(in, inlen) ||
+        sodium_base642bin(out, cap, in, inlen, NULL, outlen, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return -1;
+    if (sodium_base64_encoded_len(*outlen, sodium_base64_VARIANT_URLSAFE_NO_PADDING) > sizeof again)
+        return -1;
+    sodium_bin2base64(again, sizeof again, out, *outlen, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    return strlen(again) == inlen && memcmp(again, in, inlen) == 0 ? 0 : -1;
 }
 
 enum tnl_token_status tnl_token_verify(const char *token, size_t len, const uint8_t *secret, size_t secret_len,

@@ -103,13 +103,19 @@ local function expose_all(self)
   end
 end
 
--- After a reload: expose the new set, withdraw what is no longer configured.
+-- After a reload: withdraw what the new script no longer declares (the relay
+-- knows what this session exposed), then expose the new set.
 local function resync(self)
   self.rpc:call("diag.status", {}, function(result)
     local want = {}
     for _, svc in ipairs(self.services) do want[svc.service] = true end
     for _, svc in ipairs(result and result.services or {}) do
-      if not want[svc.service] then self.rpc:call("service.unexpose", { service = svc.service }, function() end) end
+      if not want[svc.service] then
+        self.rpc:call("service.unexpose", { service = svc.service }, function(_, err)
+          core.log(err and "error" or "info", err and "unexpose_failed" or "unexposed",
+            { agent = self.name, service = svc.service, error = err and err.message })
+        end)
+      end
     end
     expose_all(self)
   end)
@@ -157,7 +163,7 @@ schedule_renewal = function(self, retry_in)
   self.renew_timer = core.after(delay, function() renew_now(self) end)
 end
 
-local function hello(self, relay_id, relay_addr)
+local function hello(self, relay_id, relay_addr, after_reload)
   self.exposed = {}
   self.rpc = rpc.new{
     send = function(line) return core.agent_send(self.handle, line) end,
@@ -176,7 +182,7 @@ local function hello(self, relay_id, relay_addr)
     end
     core.log("info", "hello", { agent = self.name, relay = relay_addr, relay_name = relay_id.name,
       identity = result.identity and result.identity.name, session = result.session })
-    expose_all(self)
+    if after_reload then resync(self) else expose_all(self) end
     schedule_renewal(self)
   end)
 end
@@ -185,7 +191,8 @@ local function on_event(self, event, a, b)
   if event == "connected" then
     hello(self, a, b)
   elseif event == "reconfigured" then
-    if not self.rpc then hello(self, a, b) else resync(self) end
+    -- A reload: this Lua state is new, the session is not.
+    if not self.rpc then hello(self, a, b, true) else resync(self) end
   elseif event == "line" then
     if self.rpc then self.rpc:handle(a) end
   elseif event == "disconnected" then
