@@ -58,6 +58,7 @@ void tnl_agent_cfg_unref(struct tnl_agent_cfg *cfg)
         return;
     tnl_ctx_unref_value(cfg->ctx, cfg->events_ref);
     tnl_ctx_unref_value(cfg->ctx, cfg->dial_ref);
+    sodium_memzero(cfg->token, sizeof cfg->token);
     tnl_tls_ctx_unref(cfg->tls);
     tnl_ctx_unref(cfg->ctx);
     free(cfg);
@@ -224,6 +225,13 @@ static void tls_done(struct tnl_io *io, const char *err, void *arg)
     if (!a->control) {
         tnl_agent_session_lost(a, "out of memory");
         return;
+    }
+    if (a->cfg->token[0]) {
+        /* Token authentication: the first control line, before Lua's hello. */
+        char line[sizeof a->cfg->token + 8];
+        int n = snprintf(line, sizeof line, "AUTH %s", a->cfg->token);
+        tnl_control_send(a->control, line, (size_t)n);
+        sodium_memzero(line, sizeof line);
     }
     ev_timer_stop(tnl_ev, &a->timer);
     a->state = TNL_AGENT_OPEN;

@@ -53,6 +53,7 @@ struct tnl_agent_cfg {
     char cred_dir[1024];                /* enrolled credentials (pki/credstore.h), "" if static files */
     char cred_gen[64];                  /* the generation tls was built from */
     char ca[1024], pin[128];            /* how to verify the relay (kept to rebuild tls) */
+    char token[1100];                   /* token authentication instead of a certificate ("" if none); wiped on free */
     struct tnl_mux_cfg mux;
     double backoff_min, backoff_max;
     double connect_timeout;

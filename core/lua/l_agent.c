@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <sodium.h>
 
 #include "lua/hook.h"
+#include "util/atomic_file.h"
 #include "lua/l_relay.h"
 #include "lua/module.h"
 #include "util/log.h"
@@ -232,6 +234,27 @@ static int l_agent(lua_State *L)
         .server = 0, .cert = field_str(L, 1, "cert"), .key = field_str(L, 1, "key"),
         .ca = field_str(L, 1, "ca"), .pin = field_str(L, 1, "pin"),
     };
+    if (field_str(L, 1, "token_file")) {
+        size_t n;
+        char *tok = tnl_file_read(field_str(L, 1, "token_file"), sizeof cfg->token - 1, &n, err, sizeof err);
+        while (tok && n > 0 && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+            tok[--n] = 0;
+        if (!tok || n == 0 || memchr(tok, '\n', n)) {
+            if (tok) {
+                sodium_memzero(tok, n);
+                free(tok);
+                snprintf(err, sizeof err, "%s does not hold one token", field_str(L, 1, "token_file"));
+            }
+            tnl_agent_cfg_unref(cfg);
+            lua_pushnil(L);
+            lua_pushstring(L, err);
+            lua_pushstring(L, "config");
+            return 3;
+        }
+        memcpy(cfg->token, tok, n + 1);
+        sodium_memzero(tok, n);
+        free(tok);
+    }
     if (field_str(L, 1, "cred_dir")) {
         tnl_strlcpy(cfg->cred_dir, field_str(L, 1, "cred_dir"), sizeof cfg->cred_dir);
         tnl_strlcpy(cfg->ca, tc.ca ? tc.ca : "", sizeof cfg->ca);

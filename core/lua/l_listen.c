@@ -17,6 +17,7 @@
 #include <luajit.h>
 
 #include "router/entry.h"
+#include "token/token.h"
 
 static const char *opt_str(lua_State *L, const char *key, const char *def)
 {
@@ -102,6 +103,16 @@ int tnl_l_listen(lua_State *L)
     cfg->no_sniff = opt_bool(L, "no_sniff");
     cfg->send_proxy = opt_bool(L, "send_proxy");
     cfg->relay = (uint64_t)opt_num(L, "relay", 0);
+    const char *secret = opt_str(L, "token_secret", NULL);
+    if (secret) {
+        int n = tnl_token_secret_load(secret, cfg->token_secret, sizeof cfg->token_secret, err, sizeof err);
+        if (n < 0) {
+            tnl_entry_cfg_unref(cfg);
+            return luaL_error(L, "listener '%s': %s", opt_str(L, "name", "?"), err);
+        }
+        cfg->token_len = (size_t)n;
+        cfg->token_required = opt_bool(L, "token_required");
+    }
     lua_getfield(L, 1, "route");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);      /* a relay entry without a hook routes by exposed name */

@@ -12,6 +12,7 @@
 
 #include "lua/module.h"
 #include "pki/pki.h"
+#include "token/token.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -304,9 +305,21 @@ static int l_relay(lua_State *L)
     read_mux(L, 1, &cfg->mux);
     lua_getfield(L, 1, "events");
     cfg->events_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    const char *token_secret = field_str(L, 1, "token_secret");
+    if (token_secret) {
+        int n = tnl_token_secret_load(token_secret, cfg->token_secret, sizeof cfg->token_secret, err, sizeof err);
+        if (n < 0) {
+            tnl_relay_cfg_unref(cfg);
+            lua_pushnil(L);
+            lua_pushstring(L, err);
+            lua_pushstring(L, "config");
+            return 3;
+        }
+        cfg->token_len = (size_t)n;
+    }
     struct tnl_tls_cfg tc = {
         .server = 1, .cert = field_str(L, 1, "cert"), .key = field_str(L, 1, "key"),
-        .ca = field_str(L, 1, "ca"), .require_client_cert = 1,
+        .ca = field_str(L, 1, "ca"), .require_client_cert = token_secret ? 2 : 1,
     };
     cfg->tls = tnl_tls_ctx_new(&tc, err, sizeof err);
     if (!cfg->tls || bind_addr(cfg, err, sizeof err) < 0 || read_issuing(L, cfg, &tc, err, sizeof err) < 0) {

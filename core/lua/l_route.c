@@ -100,6 +100,15 @@ static void push_conn(lua_State *L, struct tnl_conn *c)
     }
     if (c->cfg->relay)
         push_service(L, tnl_relay_default_service(tnl_relay_by_handle(c->cfg->relay), c));
+    if (c->identity.id[0]) {
+        lua_createtable(L, 0, 4);
+        set_str(L, "name", c->identity.id);
+        set_str(L, "role", c->identity.role);
+        lua_pushnumber(L, (lua_Number)c->identity.exp);
+        lua_setfield(L, -2, "expires");
+        set_str(L, "via", "token");
+        lua_setfield(L, -2, "identity");
+    }
 }
 
 /* {service = name [, agent = name]}: an agent's service. 1 when routed. */

@@ -15,10 +15,12 @@
 #include <string.h>
 #include <time.h>
 #include <lauxlib.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "lua/l_relay.h"
 #include "pki/pki.h"
+#include "token/token.h"
 #include "router/entry.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -62,6 +64,7 @@ void tnl_relay_cfg_unref(struct tnl_relay_cfg *cfg)
     tnl_tls_ctx_unref(cfg->enroll_tls);
     X509_free(cfg->ca_cert);
     EVP_PKEY_free(cfg->ca_key);         /* OpenSSL clears key material on free */
+    sodium_memzero(cfg->token_secret, sizeof cfg->token_secret);
     tnl_ctx_unref(cfg->ctx);
     free(cfg);
 }
@@ -78,7 +81,9 @@ static void log_session(enum tnl_log_level lvl, const char *event, struct tnl_se
     if (s->peer.name[0]) {
         tnl_log_str(&l, "agent", s->peer.name);
         tnl_log_str(&l, "role", s->peer.role);
-        tnl_log_str(&l, "fingerprint", s->peer.fingerprint);
+        tnl_log_str(&l, "via", s->peer.via);
+        if (s->peer.fingerprint[0])
+            tnl_log_str(&l, "fingerprint", s->peer.fingerprint);
     }
     if (why)
         tnl_log_str(&l, "reason", why);
@@ -141,10 +146,47 @@ int tnl_session_send(struct tnl_session *s, const char *line, size_t len)
     return tnl_control_send(s->control, line, len);
 }
 
+/* A session without a client certificate proves itself with its first
+ * control line: "AUTH <token>". The token is checked here, in C; Lua only
+ * sees the identity it proves (via = "token"). */
+static void authenticate(struct tnl_session *s, const char *line, size_t len)
+{
+    struct tnl_relay_cfg *cfg = s->relay->cfg;
+    struct tnl_token t;
+    const char *why = "the first message must be AUTH <token>";
+    char refusal[256];
+    if (len > 5 && memcmp(line, "AUTH ", 5) == 0 &&
+        tnl_token_verify(line + 5, len - 5, cfg->token_secret, cfg->token_len, (int64_t)time(NULL), &t, &why) ==
+            TNL_TOKEN_OK) {
+        tnl_strlcpy(s->peer.name, t.id, sizeof s->peer.name);
+        tnl_strlcpy(s->peer.role, t.role, sizeof s->peer.role);
+        s->peer.expires = t.exp;
+        tnl_strlcpy(s->peer.via, "token", sizeof s->peer.via);
+        if (tnl_lua_relay_session(s->relay, s, refusal, sizeof refusal) == 0) {
+            s->state = TNL_SESSION_OPEN;
+            s->started = s->last_active = tnl_now();
+            ev_timer_stop(tnl_ev, &s->handshake_timer);
+            log_session(TNL_LOG_INFO, "session", s, NULL);
+            return;
+        }
+        why = refusal;
+        log_session(TNL_LOG_WARN, "session_refused", s, why);
+    } else {
+        char msg[200];
+        snprintf(msg, sizeof msg, "token: %s", why);
+        log_session(TNL_LOG_WARN, "handshake_failed", s, msg);
+    }
+    session_free(s);
+}
+
 static void control_line(struct tnl_control *c, const char *line, size_t len, void *arg)
 {
     (void)c;
     struct tnl_session *s = arg;
+    if (s->state == TNL_SESSION_AUTH) {
+        authenticate(s, line, len);
+        return;
+    }
     s->last_active = tnl_now();
     tnl_lua_relay_line(s->relay, s, line, len);
 }
@@ -172,15 +214,15 @@ static void mux_stream(struct tnl_mux *m, struct tnl_io *stream, void *arg)
 {
     (void)m;
     struct tnl_session *s = arg;
-    if (s->control || s->state != TNL_SESSION_OPEN) {
+    if (s->control || (s->state != TNL_SESSION_OPEN && s->state != TNL_SESSION_AUTH)) {
         tnl_io_close(stream, 1);    /* agents open only the control stream */
         return;
     }
     s->control = tnl_control_new(stream, &control_cbs, s);
     if (!s->control)
         session_end(s, "out of memory");
-    else
-        ev_timer_stop(tnl_ev, &s->handshake_timer);
+    else if (s->state == TNL_SESSION_OPEN)
+        ev_timer_stop(tnl_ev, &s->handshake_timer);     /* token sessions: once authenticated */
 }
 
 static void mux_close(struct tnl_mux *m, int err, const char *why, void *arg)
@@ -202,16 +244,19 @@ static void tls_done(struct tnl_io *io, const char *err, void *arg)
         return;
     }
     if (tnl_tls_peer_identity(s->transport, &s->peer) < 0) {
-        log_session(TNL_LOG_WARN, "handshake_failed", s, "no client certificate");
-        session_free(s);
-        return;
-    }
-    if (tnl_lua_relay_session(s->relay, s, why, sizeof why) < 0) {
+        if (s->relay->cfg->token_len == 0) {
+            log_session(TNL_LOG_WARN, "handshake_failed", s, "no client certificate");
+            session_free(s);
+            return;
+        }
+        s->state = TNL_SESSION_AUTH;    /* the token comes on the control stream */
+    } else if (tnl_lua_relay_session(s->relay, s, why, sizeof why) < 0) {
         log_session(TNL_LOG_WARN, "session_refused", s, why);
         session_free(s);
         return;
+    } else {
+        s->state = TNL_SESSION_OPEN;
     }
-    s->state = TNL_SESSION_OPEN;
     s->started = s->last_active = tnl_now();
     s->mux = tnl_mux_new(s->transport, &s->relay->cfg->mux, &mux_cbs, s);
     s->transport = NULL;        /* the mux owns it now */
@@ -219,15 +264,17 @@ static void tls_done(struct tnl_io *io, const char *err, void *arg)
         session_end(s, "out of memory");
         return;
     }
-    log_session(TNL_LOG_INFO, "session", s, NULL);
+    if (s->state == TNL_SESSION_OPEN)
+        log_session(TNL_LOG_INFO, "session", s, NULL);
 }
 
 static void handshake_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     struct tnl_session *s = w->data;
-    if (s->state == TNL_SESSION_HANDSHAKE)
-        log_session(TNL_LOG_WARN, "handshake_failed", s, "handshake timeout");
+    if (s->state == TNL_SESSION_HANDSHAKE || s->state == TNL_SESSION_AUTH)
+        log_session(TNL_LOG_WARN, "handshake_failed", s,
+                    s->state == TNL_SESSION_AUTH ? "no token within the handshake timeout" : "handshake timeout");
     session_end(s, "no control stream within the handshake timeout");
 }
 

@@ -90,6 +90,10 @@ struct tnl_relay_cfg {
     struct sockaddr_storage enroll_bind;
     socklen_t enroll_bindlen;
     struct tnl_tls_ctx *enroll_tls;     /* referenced */
+    /* Agents may authenticate with a signed token instead of a certificate
+     * (token_len > 0). Wiped when the cfg is freed. */
+    uint8_t token_secret[256];
+    size_t token_len;
 };
 
 struct tnl_session {
@@ -109,7 +113,9 @@ struct tnl_session {
     unsigned long long streams_total;
 };
 
-enum { TNL_SESSION_HANDSHAKE, TNL_SESSION_OPEN, TNL_SESSION_CLOSING };
+/* HANDSHAKE: TLS; AUTH: no client certificate, waiting for the agent's token
+ * (the first control line, "AUTH <token>"); OPEN; CLOSING: GoAway sent. */
+enum { TNL_SESSION_HANDSHAKE, TNL_SESSION_AUTH, TNL_SESSION_OPEN, TNL_SESSION_CLOSING };
 
 struct tnl_relay {
     struct tnl_relay *next;

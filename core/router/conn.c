@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdarg.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
 
@@ -319,12 +321,36 @@ void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp)
 
 /* ---- SNIFF --------------------------------------------------------------- */
 
+/* Token listeners: the Bearer token of an HTTP request becomes conn.identity.
+ * 0 to go on, -1 after a refusal (token required and missing or invalid). */
+static int check_token(struct tnl_conn *c)
+{
+    const struct tnl_slice *a = &c->sr.authorization;
+    const char *why = "no Authorization: Bearer token";
+    if (strcmp(c->proto, "http") == 0 && a->n > 7 && strncasecmp((const char *)a->p, "Bearer ", 7) == 0) {
+        if (tnl_token_verify((const char *)a->p + 7, a->n - 7, c->cfg->token_secret, c->cfg->token_len,
+                             (int64_t)time(NULL), &c->identity, &why) == TNL_TOKEN_OK)
+            return 0;
+        memset(&c->identity, 0, sizeof c->identity);
+    } else if (strcmp(c->proto, "http") != 0) {
+        why = "only HTTP requests can carry a token";
+    }
+    if (!c->cfg->token_required)
+        return 0;
+    char reason[200];
+    snprintf(reason, sizeof reason, "token refused: %s", why);
+    reject(c, TNL_REJECT_UNAUTHORIZED, reason);
+    return -1;
+}
+
 static void decided(struct tnl_conn *c, const char *proto)
 {
     c->proto = proto;
     c->state = TNL_CONN_ROUTE;
     ev_timer_stop(tnl_ev, &c->timer);
     tnl_io_want(c->client, 0);     /* further bytes wait in the kernel for the splice */
+    if (c->cfg->token_len && check_token(c) < 0)
+        return;
     if (c->cfg->service)
         tnl_conn_route_service(c, c->cfg->service);     /* a tcp service's own port */
     else if (c->cfg->relay && c->cfg->route_ref == LUA_NOREF)

@@ -23,6 +23,7 @@
 #include "net/splice.h"
 #include "router/entry.h"
 #include "sniff/sniff.h"
+#include "token/token.h"
 #include "util/addr.h"
 
 enum tnl_conn_state {
@@ -37,6 +38,7 @@ enum tnl_conn_state {
 enum tnl_reject {
     TNL_REJECT_NO_ROUTE,        /* route said no: TLS unrecognized_name, HTTP 404, ... */
     TNL_REJECT_UPSTREAM,        /* upstream unreachable or hook failed: HTTP 502, ... */
+    TNL_REJECT_UNAUTHORIZED,    /* a token-authenticated listener without a valid token: HTTP 401 */
     TNL_REJECT_CLOSE,           /* no answer, just close */
 };
 
@@ -72,6 +74,7 @@ struct tnl_conn {
     struct tnl_connect connect;
     struct tnl_io *up;                  /* owned */
     struct tnl_service *service;        /* relay: the agent service it goes to (referenced) */
+    struct tnl_token identity;          /* a verified Bearer token (token listeners), id[0] == 0 if none */
     struct tnl_splice splice;
     size_t proxy_sent;                  /* bytes of our PROXY header in the a->b count */
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <sodium.h>
 
 #include "relay/relay.h"
 #include "router/conn.h"
@@ -53,6 +54,7 @@ void tnl_entry_cfg_unref(struct tnl_entry_cfg *cfg)
     }
     if (cfg->service)
         tnl_service_unref(cfg->service, 0, 0);
+    sodium_memzero(cfg->token_secret, sizeof cfg->token_secret);
     free(cfg);
 }
 

@@ -45,6 +45,9 @@ struct tnl_entry_cfg {
     enum tnl_on_timeout on_timeout;
     int no_sniff;                       /* route at once on accept, as opaque */
     uint64_t relay;                     /* handle of the relay whose public entry this is, 0 if none */
+    uint8_t token_secret[256];          /* HTTP clients may present a Bearer token (token_len > 0); wiped on free */
+    size_t token_len;
+    int token_required;                 /* refuse (401) a request without a valid token */
     struct tnl_service *service;        /* a tcp service's own port: every connection goes there (referenced) */
     int proxy_protocol;                 /* expect a PROXY header from a load balancer */
     int send_proxy;                     /* send a PROXY v2 header to the upstream */

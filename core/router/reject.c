@@ -26,13 +26,16 @@ static size_t tls_alert(uint8_t desc, uint8_t *out, size_t cap)
 
 static size_t http_status(enum tnl_reject kind, uint8_t *out, size_t cap)
 {
-    const char *status = kind == TNL_REJECT_NO_ROUTE ? "404 Not Found" : "502 Bad Gateway";
-    const char *why = kind == TNL_REJECT_NO_ROUTE ? "no route for this host" : "upstream unavailable";
+    const char *status = kind == TNL_REJECT_NO_ROUTE ? "404 Not Found" :
+                         kind == TNL_REJECT_UNAUTHORIZED ? "401 Unauthorized" : "502 Bad Gateway";
+    const char *why = kind == TNL_REJECT_NO_ROUTE ? "no route for this host" :
+                      kind == TNL_REJECT_UNAUTHORIZED ? "a valid Bearer token is required" : "upstream unavailable";
+    const char *extra = kind == TNL_REJECT_UNAUTHORIZED ? "WWW-Authenticate: Bearer realm=\"tunnel\"\r\n" : "";
     char body[96];
     int bl = snprintf(body, sizeof body, "%s: %s\n", status, why);
     int n = snprintf((char *)out, cap,
-                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                     "Connection: close\r\n\r\n%s", status, bl, body);
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s"
+                     "Connection: close\r\n\r\n%s", status, bl, extra, body);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -94,6 +97,8 @@ size_t tnl_reject_answer(const char *proto, const struct tnl_sniff_result *sr, e
 {
     if (!proto || kind == TNL_REJECT_CLOSE)
         return 0;
+    if (kind == TNL_REJECT_UNAUTHORIZED)
+        return strcmp(proto, "http") == 0 ? http_status(kind, out, cap) : 0;
     if (strcmp(proto, "tls") == 0)
         return tls_alert(kind == TNL_REJECT_NO_ROUTE ? TLS_ALERT_UNRECOGNIZED_NAME
                                                      : TLS_ALERT_INTERNAL_ERROR, out, cap);

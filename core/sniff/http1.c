@@ -4,6 +4,8 @@
  *   request-line      RFC 9112 §3 (method SP request-target SP HTTP-version CRLF)
  *   field lines       RFC 9112 §5 (name ":" OWS value OWS), §2.2 (bare LF accepted)
  *   Host              RFC 9110 §7.2 (more than one Host field: reject)
+ *   Authorization     RFC 9110 §11.6.2 (kept for token-authenticated listeners;
+ *                     more than one: reject)
  *
  * Decides NO_MATCH as soon as the first bytes cannot be "METHOD SP" and when the
  * request line is not HTTP/1.0 or HTTP/1.1 (so other line protocols, "PRI *
@@ -23,6 +25,7 @@ struct http_req {
     struct tnl_slice method;
     struct tnl_slice path;
     struct tnl_slice host;
+    struct tnl_slice authorization;
     uint8_t minor;
 };
 
@@ -135,6 +138,10 @@ static const char *http_field(const uint8_t *p, size_t n, struct http_req *q, in
         if ((*seen_host)++)
             return "http: duplicate Host header";
         q->host = http_trim(colon + 1, n - name - 1);
+    } else if (name == 13 && strncasecmp((const char *)p, "authorization", 13) == 0) {
+        if (q->authorization.p)
+            return "http: duplicate Authorization header";
+        q->authorization = http_trim(colon + 1, n - name - 1);
     }
     return NULL;
 }
@@ -179,6 +186,7 @@ enum tnl_sniff_status tnl_sniff_http1(const uint8_t *buf, size_t len, struct tnl
         r->method = q.method;
         r->path = q.path;
         r->host = q.host;
+        r->authorization = q.authorization;
         r->http_minor = q.minor;
     }
     return st;

@@ -52,6 +52,7 @@ struct tnl_sniff_result {
     struct tnl_slice method;
     struct tnl_slice path;      /* request-target as sent */
     struct tnl_slice host;      /* Host header value, surrounding whitespace trimmed */
+    struct tnl_slice authorization; /* Authorization header value, trimmed (p set, n 0 if empty) */
     uint8_t http_minor;         /* 0 or 1 */
 
     /* postgresql */

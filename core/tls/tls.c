@@ -165,8 +165,8 @@ static int setup_ctx(struct tnl_tls_ctx *c, const struct tnl_tls_cfg *cfg, char 
         return -EINVAL;
     int mode = SSL_VERIFY_NONE;
     if (cfg->server) {
-        if (cfg->require_client_cert)
-            mode = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        if (cfg->require_client_cert)   /* 2: optional (token-authenticated agents) */
+            mode = SSL_VERIFY_PEER | (cfg->require_client_cert == 1 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
     } else if (cfg->ca || cfg->pin) {
         mode = SSL_VERIFY_PEER;
     }

@@ -33,7 +33,7 @@ struct tnl_tls_cfg {
     const char *key;            /* PEM private key file */
     const char *ca;             /* PEM CA file peers must chain to (may be NULL when pin is set) */
     const char *pin;            /* expected peer certificate SHA-256, hex (colons allowed) */
-    int require_client_cert;    /* server: mutual TLS */
+    int require_client_cert;    /* server: 1 mutual TLS; 2 a certificate is optional but verified if sent */
 };
 
 struct tnl_identity {

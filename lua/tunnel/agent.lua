@@ -41,6 +41,7 @@ local agent_schema = {
   tls = { "table", required = true, fields = {
     cert = { "string" }, key = { "string" },      -- static files, or:
     dir = { "string" },                            -- enrolled credentials (tunnel enroll --out DIR), renewed
+    token_file = { "string" },                     -- or a signed token instead of a certificate
     ca = { "string" }, pin = { "string" }, server_name = { "string" },
   } },
   renew = { "boolean", default = true },          -- with tls.dir: renew at 2/3 of the certificate's life
@@ -210,11 +211,10 @@ function M.new(opts)
   local o = check.options("tunnel.agent", opts, agent_schema, 3)
   local ok, services = pcall(check_services, o.services)
   if not ok then check.argerror("tunnel.agent", 1, "option '" .. services .. "'", 3) end
-  if o.tls.dir and (o.tls.cert or o.tls.key) then
-    check.argerror("tunnel.agent", 1, "option 'tls' takes either dir or cert and key", 3)
-  end
-  if not o.tls.dir and not (o.tls.cert and o.tls.key) then
-    check.argerror("tunnel.agent", 1, "option 'tls' needs cert and key, or dir (enrolled credentials)", 3)
+  local ways = (o.tls.dir and 1 or 0) + ((o.tls.cert or o.tls.key) and 1 or 0) + (o.tls.token_file and 1 or 0)
+  if ways ~= 1 or ((o.tls.cert or o.tls.key) and not (o.tls.cert and o.tls.key)) then
+    check.argerror("tunnel.agent", 1,
+      "option 'tls' needs one way to authenticate: cert and key, dir (enrolled), or token_file", 3)
   end
   if not o.tls.ca and not o.tls.pin and not o.tls.dir then
     check.argerror("tunnel.agent", 1, "option 'tls' needs ca or pin to verify the relay", 3)
@@ -228,7 +228,7 @@ function M.new(opts)
   local keep = o.mux.keepalive or {}
   local h, err, kind = core.agent{
     name = o.name, relays = o.relays, cert = o.tls.cert, key = o.tls.key, ca = o.tls.ca, pin = o.tls.pin,
-    cred_dir = o.tls.dir,
+    cred_dir = o.tls.dir, token_file = o.tls.token_file,
     server_name = o.tls.server_name, services = targets, allow = o.allow, dial = o.dial,
     backoff_min = o.reconnect.min, backoff_max = o.reconnect.max, connect_timeout = o.connect_timeout,
     mux = { max_window = o.mux.max_window, keepalive_interval = keep.interval,

@@ -36,6 +36,12 @@ local listen_schema = {
   proxy_protocol = { "boolean", default = false },
   send_proxy = { "boolean", default = false },
   connect_timeout = { "number", min = 0.001, max = 3600, default = 5 },
+  -- HTTP clients may present a Bearer token signed with this secret
+  -- (conn.identity); required = true refuses the others with 401.
+  auth = { "table", fields = {
+    token_secret = { "string", required = true },
+    required = { "boolean", default = false },
+  } },
 }
 
 local Listener = {}
@@ -81,6 +87,7 @@ local function listen(opts, fname, relay, level)
     no_sniff = not o.sniff.enabled,
     proxy_protocol = o.proxy_protocol, send_proxy = o.send_proxy,
     connect_timeout = o.connect_timeout,
+    token_secret = o.auth and o.auth.token_secret, token_required = o.auth and o.auth.required,
   }
   if not h then return nil, err end
   return setmetatable({ _handle = h, _name = name }, Listener)

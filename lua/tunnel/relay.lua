@@ -286,6 +286,7 @@ local relay_schema = {
     store = { "string", default = bootstrap.DEFAULT_STORE },
   } },
   deny = { "string" },
+  token_secret = { "string" },        -- agents may authenticate with tokens signed with this secret
   grace = { "number", min = 0, max = 86400, default = 60 },
   handshake_timeout = { "number", min = 0.1, max = 600, default = 10 },
   max_sessions = { "integer", min = 1, default = 10000 },
@@ -327,6 +328,7 @@ function M.new(opts, listen)
     grace = o.grace, handshake_timeout = o.handshake_timeout, max_sessions = o.max_sessions,
     tcp_bind = o.ports and o.ports.bind,
     issuer_ca = o.issuer_ca, cert_ttl = o.cert_ttl, enroll = o.enroll and o.enroll.addr,
+    token_secret = o.token_secret,
     mux = { max_window = o.mux.max_window, keepalive_interval = keep.interval, keepalive_timeout = keep.timeout,
       max_streams = o.mux.max_streams, max_backlog = o.mux.max_backlog },
     events = function(...) return on_event(self, ...) end,
