@@ -15,6 +15,8 @@ int tnl_cli_other(const char *cmd, int argc, char **argv)
         return tnl_cli_token(argc, argv);
     if (strcmp(cmd, "enroll") == 0)
         return tnl_cli_enroll(argc, argv);
+    if (strcmp(cmd, "status") == 0)
+        return tnl_cli_lua("tunnel.status", argc - 1, argv + 1);
     fprintf(stderr, "tunnel: unknown command '%s' (try 'tunnel help')\n", cmd);
     return 2;
 }

@@ -29,6 +29,7 @@
 #include "loop/loop.h"
 #include "lua/commit.h"
 #include "lua/hook.h"
+#include "lua/settings.h"
 #include "lua/module.h"
 #include "agent/agent.h"
 #include "relay/relay.h"
@@ -298,6 +299,9 @@ static int cmd_run(int argc, char **argv)
     }
     find_share();
     raise_nofile();
+    tnl_defaults.log_level = tnl_log_level;     /* --log-level: what scripts start from */
+    tnl_defaults.drain_timeout = tnl_drain_timeout;
+    tnl_defaults.mgmt_on = 1;
     if (tnl_runtime_init() < 0) {
         fprintf(stderr, "tunnel: cannot create the event loop\n");
         return 1;

@@ -16,10 +16,12 @@
 #include <sodium.h>
 
 #include "enroll/request.h"
+#include "limit/admission.h"
 #include "lua/l_relay.h"
 #include "pki/pki.h"
 #include "relay/relay.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 enum { ENROLL_TIMEOUT = 10, BUF_MAX = TNL_ENROLL_HEAD_MAX + TNL_ENROLL_BODY_MAX };
@@ -94,6 +96,7 @@ static void refuse(struct enroll_conn *c, int status, const char *name, const ch
     char body[300];
     int n = snprintf(body, sizeof body, "%s\n", why);
     log_enroll(c, "enroll_refused", name, NULL, why);
+    tnl_metrics.enrollments_refused++;
     respond(c, status, "text/plain", body, (size_t)n);
 }
 
@@ -136,6 +139,7 @@ static void handle(struct enroll_conn *c, const struct tnl_enroll_req *req)
         memcpy(both, cert, cl);
         memcpy(both + cl, ca, al + 1);
         log_enroll(c, "enroll", cn, role, NULL);
+        tnl_metrics.enrollments++;
         respond(c, 200, "application/x-pem-file", both, cl + al);
     } else {
         conn_free(c);
@@ -195,6 +199,10 @@ static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *pee
 {
     (void)plen;
     struct tnl_relay *r = l->owner;
+    if (!tnl_admit_handshake(peer, "enrollment rate limit for this address")) {
+        close(fd);
+        return;
+    }
     struct enroll_conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);

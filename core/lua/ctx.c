@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lauxlib.h>
+#include <sodium.h>
 
 
 struct tnl_ctx *tnl_ctx_current;
@@ -57,6 +58,7 @@ void tnl_ctx_unref(struct tnl_ctx *ctx)
         return;
     if (tnl_ctx_current == ctx)
         tnl_ctx_current = NULL;
+    sodium_memzero(ctx->settings.mgmt_cfg.token, sizeof ctx->settings.mgmt_cfg.token);
     if (ctx->owned) {
         lua_close(ctx->L);
     } else {

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <lua.h>
 
+#include "lua/settings.h"
+
 enum { TNL_SNIFFER_NAME_MAX = 32, TNL_LUA_SNIFFERS_MAX = 64 };
 
 struct tnl_lua_sniffer {
@@ -55,6 +57,8 @@ struct tnl_ctx {
     struct tnl_entry_cfg *decls;    /* declared listeners, in order (staging) */
     struct tnl_relay_cfg *relay_decls;
     struct tnl_agent_cfg *agent_decls;
+
+    struct tnl_settings settings;   /* tunnel.config{}: applied at commit */
 
     /* hook budget: per hook invocation */
     long budget_instructions;

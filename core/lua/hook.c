@@ -21,6 +21,7 @@
 #include <luajit.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 
 enum { HOOK_STEP = 1000 };
 enum { RUN_READY, RUN_RUNNING, RUN_PARKED, RUN_DONE };
@@ -138,6 +139,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 static void finish(struct tnl_hook_run *r, int ok)
 {
     r->state = RUN_DONE;
+    tnl_histogram_observe(&tnl_metrics.hook_latency[tnl_hook_kind_of(r->hook)], r->seconds);
     r->done(r->arg, r, ok);
     luaL_unref(r->ctx->W, LUA_REGISTRYINDEX, r->co_ref);
     tnl_ctx_unref(r->ctx);

@@ -14,6 +14,7 @@
 #include "pki/pki.h"
 #include "token/token.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 /* ---- C -> Lua ----------------------------------------------------------- */
@@ -278,6 +279,7 @@ static int l_relay_sign(lua_State *L)
         return fail(L, "stale handle: the relay is closed");
     if (tnl_relay_issue(r->cfg, csr, len, name, role, ttl, &cert, &ca, err, sizeof err) < 0)
         return fail(L, err);
+    tnl_metrics.renewals++;
     lua_pushstring(L, cert);
     lua_pushstring(L, ca);
     free(cert);

@@ -140,7 +140,7 @@ static void route_done(void *arg, struct tnl_hook_run *run, int ok)
     struct tnl_conn *c = arg;
     lua_State *co = run->co;
     if (!ok) {
-        tnl_conn_route_reject(c, TNL_REJECT_UPSTREAM, "route hook failed");
+        tnl_conn_route_failed(c, "route hook failed");
         return;
     }
     int n = lua_gettop(co);
@@ -173,7 +173,7 @@ static void route_done(void *arg, struct tnl_hook_run *run, int ok)
         tnl_hook_fail(run, "returned a %s; expected \"host:port\"%s or nil, reason", lua_typename(co, t),
                       c->cfg->relay ? ", {service = name [, agent = name]}" : "");
     }
-    tnl_conn_route_reject(c, TNL_REJECT_UPSTREAM, "route hook returned an invalid value");
+    tnl_conn_route_failed(c, "route hook returned an invalid value");
 }
 
 void tnl_route_call(struct tnl_conn *c)

@@ -9,11 +9,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <lauxlib.h>
 #include <sodium.h>
 
 #include "loop/loop.h"
 #include "lua/hook.h"
+#include "mgmt/mgmt.h"
 #include "agent/agent.h"
 #include "lua/l_agent.h"
 #include "lua/l_relay.h"
@@ -40,10 +42,17 @@ static void abort_conns(void *arg)
     tnl_agents_abort();
 }
 
+extern double tnl_started_at;
+
 int tnl_runtime_init(void)
 {
     if (sodium_init() < 0)
         return -ENOSYS;
+    if (!tnl_started_at) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        tnl_started_at = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
     int rc = tnl_loop_init();
     if (rc < 0)
         return rc;
@@ -59,6 +68,8 @@ void tnl_runtime_shutdown(void)
     tnl_relays_close_all();
     tnl_agents_close_all();
     tnl_timers_cancel_all();
+    char err[64];
+    tnl_mgmt_configure(NULL, err, sizeof err);
     tnl_ctx_set_current(NULL);      /* the last reference: lua_close */
     tnl_buf_pool_drain();
 }
@@ -132,30 +143,6 @@ static int l_now(lua_State *L)
 {
     lua_pushnumber(L, tnl_now());
     return 1;
-}
-
-/* core.config(t): already validated by api.lua. */
-static int l_config(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TTABLE);
-    struct tnl_ctx *ctx = tnl_ctx_of(L);
-    lua_getfield(L, 1, "log_level");
-    if (lua_isstring(L, -1))
-        tnl_log_level_parse(lua_tostring(L, -1), &tnl_log_level);
-    lua_getfield(L, 1, "drain_timeout");
-    if (lua_isnumber(L, -1))
-        tnl_drain_timeout = lua_tonumber(L, -1);
-    lua_getfield(L, 1, "hook_instructions");
-    if (lua_isnumber(L, -1))
-        ctx->budget_instructions = (long)lua_tonumber(L, -1);
-    lua_getfield(L, 1, "hook_timeout");
-    if (lua_isnumber(L, -1))
-        ctx->budget_seconds = lua_tonumber(L, -1);
-    lua_getfield(L, 1, "buffer_size");
-    if (lua_isnumber(L, -1))
-        tnl_buf_set_size((size_t)lua_tonumber(L, -1));
-    lua_pop(L, 5);
-    return 0;
 }
 
 /* core.log(level, event, fields): one JSON line; fields' values may be
@@ -239,7 +226,7 @@ static const luaL_Reg core_fns[] = {
     { "fd", l_fd },
     { "stop", l_stop },
     { "now", l_now },
-    { "config", l_config },
+    { "config", tnl_l_config },
     { "log", l_log },
     { NULL, NULL },
 };
@@ -260,6 +247,7 @@ int luaopen_tunnel(lua_State *L)
     tnl_lua_open_misc(L);
     tnl_lua_open_pki(L);
     tnl_lua_open_crypto(L);
+    tnl_lua_open_http(L);
     tnl_lua_open_relay(L);
     tnl_lua_open_agent(L);
     tnl_hook_open_helpers(L);

@@ -25,7 +25,9 @@ void tnl_lua_nojit(lua_State *L, int idx, struct tnl_ctx *ctx);
 void tnl_lua_open_misc(lua_State *L);
 void tnl_lua_open_pki(lua_State *L);
 void tnl_lua_open_crypto(lua_State *L);
+void tnl_lua_open_http(lua_State *L);
 
+int tnl_l_config(lua_State *L);
 int tnl_l_listen(lua_State *L);
 int tnl_l_listener_info(lua_State *L);
 int tnl_l_listener_close(lua_State *L);

@@ -12,6 +12,7 @@
 
 #include "router/entry.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 const char *tnl_service_kind_name(enum tnl_service_kind k)
@@ -272,6 +273,7 @@ struct tnl_io *tnl_service_open_stream(struct tnl_service *svc)
         return NULL;
     svc->conns++;
     svc->conns_open++;
+    tnl_metrics.streams_opened++;
     s->streams_total++;
     s->last_active = tnl_now();
     return io;

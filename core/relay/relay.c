@@ -18,11 +18,13 @@
 #include <sodium.h>
 #include <unistd.h>
 
+#include "limit/admission.h"
 #include "lua/l_relay.h"
 #include "pki/pki.h"
 #include "token/token.h"
 #include "router/entry.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 struct tnl_relay *tnl_relays;
@@ -74,6 +76,10 @@ void tnl_relay_cfg_unref(struct tnl_relay_cfg *cfg)
 static void log_session(enum tnl_log_level lvl, const char *event, struct tnl_session *s, const char *why)
 {
     struct tnl_log l;
+    if (strcmp(event, "handshake_failed") == 0)
+        tnl_metrics.handshake_failures++;
+    else if (strcmp(event, "session") == 0)
+        tnl_metrics.sessions_opened++;
     if (!tnl_log_begin(&l, lvl, event))
         return;
     tnl_log_uint(&l, "session", s->id);
@@ -282,6 +288,10 @@ static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *pee
 {
     (void)plen;
     struct tnl_relay *r = l->owner;
+    if (!tnl_admit_handshake(peer, "agent handshake rate limit for this address")) {
+        close(fd);
+        return;
+    }
     if (r->draining || r->nsessions >= r->cfg->max_sessions) {
         tnl_logf(TNL_LOG_WARN, "session_refused", "%s", r->draining ? "draining" : "max_sessions reached");
         close(fd);

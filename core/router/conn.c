@@ -20,13 +20,16 @@
 
 #include "lua/l_route.h"
 #include "lua/l_sniffer.h"
+#include "limit/admission.h"
 #include "relay/relay.h"
 #include "router/reject.h"
 #include "sniff/proxy.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 struct tnl_conn *tnl_conns;
 static unsigned nconns;
+static unsigned npending;       /* connections still sniffing or routing (admission cap) */
 static uint64_t next_id;
 
 enum { PEEK_INITIAL = 4096, LINGER_SECONDS = 2, LINGER_MAX_BYTES = 256 * 1024 };
@@ -43,8 +46,17 @@ const uint8_t *tnl_conn_bytes(const struct tnl_conn *c, size_t *len)
     return c->peek ? c->peek->data + start : (const uint8_t *)"";
 }
 
+static void leave_pending(struct tnl_conn *c)
+{
+    if (c->pending) {
+        c->pending = 0;
+        npending--;
+    }
+}
+
 static void free_sniff_state(struct tnl_conn *c)
 {
+    leave_pending(c);
     tnl_buf_put(c->peek);
     c->peek = NULL;
     free(c->scratch);
@@ -83,6 +95,8 @@ static void log_close(struct tnl_conn *c)
 static void conn_free(struct tnl_conn *c, int abort)
 {
     log_close(c);
+    tnl_metrics.bytes_in += c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
+    tnl_metrics.bytes_out += c->splice.ba.bytes;
     ev_timer_stop(tnl_ev, &c->timer);
     if (c->hook)
         tnl_hook_cancel(c->hook);
@@ -142,9 +156,28 @@ static void timer_linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
     conn_free(w->data, 0);
 }
 
+static enum tnl_reason metric_of(enum tnl_reject kind)
+{
+    switch (kind) {
+    case TNL_REJECT_NO_ROUTE: return TNL_R_NO_ROUTE;
+    case TNL_REJECT_UPSTREAM: return TNL_R_UPSTREAM;
+    case TNL_REJECT_UNAUTHORIZED: return TNL_R_UNAUTHORIZED;
+    default: return TNL_R_SNIFF;
+    }
+}
+
+static void reject_as(struct tnl_conn *c, enum tnl_reject kind, enum tnl_reason metric, const char *reason);
+
 static void reject(struct tnl_conn *c, enum tnl_reject kind, const char *reason)
 {
+    reject_as(c, kind, metric_of(kind), reason);
+}
+
+/* Refuse: answer in the client's protocol, count, log, then linger. */
+static void reject_as(struct tnl_conn *c, enum tnl_reject kind, enum tnl_reason metric, const char *reason)
+{
     uint8_t answer[512];
+    tnl_metrics.conns_rejected[metric]++;
     struct tnl_log l;
     if (!c->reason[0])
         set_reason(c, "%s", reason);
@@ -183,6 +216,12 @@ void tnl_conn_route_reject(struct tnl_conn *c, enum tnl_reject kind, const char 
 {
     c->hook = NULL;
     reject(c, kind, reason);
+}
+
+void tnl_conn_route_failed(struct tnl_conn *c, const char *reason)
+{
+    c->hook = NULL;
+    reject_as(c, TNL_REJECT_UPSTREAM, TNL_R_HOOK, reason);
 }
 
 /* ---- SPLICE -------------------------------------------------------------- */
@@ -404,7 +443,7 @@ static int sniff_lua(struct tnl_conn *c, const uint8_t *body, size_t blen)
             return 1;
         }
         if (m == TNL_LUA_FAILED) {
-            reject(c, TNL_REJECT_CLOSE, "sniffer hook failed");
+            reject_as(c, TNL_REJECT_CLOSE, TNL_R_HOOK, "sniffer hook failed");
             return -1;
         }
         if (m == TNL_LUA_NEED_MORE && !c->sniff_final)
@@ -540,6 +579,10 @@ static void sniff_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen)
 {
+    if (!tnl_admit_conn(peer, npending)) {
+        close(fd);              /* refused before any work: counted and logged by admission */
+        return;
+    }
     struct tnl_conn *c = calloc(1, sizeof *c);
     struct tnl_io *io = c ? tnl_io_fd_new(fd) : NULL;
     if (!c || !io) {
@@ -550,6 +593,9 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
         return;
     }
     c->id = ++next_id;
+    c->pending = 1;
+    npending++;
+    tnl_metrics.conns_accepted++;
     c->cfg = cfg;
     tnl_entry_cfg_ref(cfg);
     c->client = io;

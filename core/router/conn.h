@@ -61,6 +61,7 @@ struct tnl_conn {
     unsigned proxy_done : 1;
     unsigned client_eof : 1;
     unsigned sniff_final : 1;           /* no more bytes will come: decide now */
+    unsigned pending : 1;               /* counted among the connections not yet spliced */
     ev_timer timer;                     /* sniff timeout, then linger timeout */
     struct tnl_sniff_result sr;
     const char *proto;                  /* static, or the Lua sniffer's name */
@@ -88,6 +89,8 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
 /* The route hook decided: an upstream, or a rejection with a reason. */
 void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp);
 void tnl_conn_route_reject(struct tnl_conn *c, enum tnl_reject kind, const char *reason);
+/* ... or the route hook failed (counted as reason "hook"; HTTP 502 etc.). */
+void tnl_conn_route_failed(struct tnl_conn *c, const char *reason);
 /* ... or an agent's service (relay): a stream to its agent, PROXY v2 first. */
 void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc);
 

@@ -153,14 +153,19 @@ void tnl_log_uint(struct tnl_log *l, const char *k, unsigned long long v)
     tnl_log_raw(l, k, tmp, (size_t)n);
 }
 
+int tnl_json_number(char *out, size_t cap, double v)
+{
+    if (v != v || v - v != 0)          /* NaN or infinity are not JSON */
+        return snprintf(out, cap, "null");
+    if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+        return snprintf(out, cap, "%lld", (long long)v);       /* counts, times, ports */
+    return snprintf(out, cap, "%.6g", v);
+}
+
 void tnl_log_num(struct tnl_log *l, const char *k, double v)
 {
     char tmp[48];
-    int n = v == (double)(long long)v && v > -1e15 && v < 1e15
-                ? snprintf(tmp, sizeof tmp, "%lld", (long long)v)     /* counts, times, ports */
-                : snprintf(tmp, sizeof tmp, "%.6g", v);
-    if (v != v || v - v != 0)          /* NaN or infinity are not JSON */
-        n = snprintf(tmp, sizeof tmp, "null");
+    int n = tnl_json_number(tmp, sizeof tmp, v);
     tnl_log_raw(l, k, tmp, (size_t)n);
 }
 

@@ -61,6 +61,9 @@ void tnl_log_end(struct tnl_log *l);
 void tnl_logf(enum tnl_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A number as JSON: integers without a fraction, NaN/inf as null. */
+int tnl_json_number(char *out, size_t cap, double v);
+
 /* Append s[0..n) to out (capacity cap, at offset *pos) as a JSON string body
  * (no quotes). Returns 0, or -1 if it did not fit (out is then unchanged). */
 int tnl_json_escape(char *out, size_t cap, size_t *pos, const char *s, size_t n);

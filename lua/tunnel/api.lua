@@ -154,6 +154,20 @@ M.sniffers = core.sniffers
 ---------------------------------------------------------------------------
 -- settings, loop, helpers
 
+local function cidr(v)
+  local host, bits = v:match("^([%x:%.]+)/(%d+)$")
+  host = host or v:match("^([%x:%.]+)$")
+  if not host or (bits and tonumber(bits) > (host:find(":") and 128 or 32)) then
+    return nil, ("is not an address range like 10.0.0.0/8 or ::1/128: %q"):format(v)
+  end
+  return true
+end
+
+local bucket_schema = {
+  rate = { "number", min = 0, required = true },        -- per second; 0 turns the limit off
+  burst = { "number", min = 1 },                         -- default: rate
+}
+
 local config_schema = {
   log_level = { "enum", values = { "debug", "info", "warn", "error", "off" } },
   drain_timeout = { "number", min = 0, max = 86400 },
@@ -162,16 +176,39 @@ local config_schema = {
     timeout = { "number", min = 0.001, max = 60 },
   } },
   buffer_size = { "integer", min = 4096, max = 16777216 },
+  -- Admission: per source address token buckets and a cap on work in progress.
+  limits = { "table", fields = {
+    connections_per_ip = { "table", fields = bucket_schema },
+    handshakes_per_ip = { "table", fields = bucket_schema },
+    max_pending_sniffs = { "integer", min = 0 },
+  } },
+  -- The management endpoint (default 127.0.0.1:7777 under tunnel run); false: off.
+  management = { "any", check = function(v)
+    if v == false then return true end
+    if type(v) ~= "table" then return nil, "must be false or a table" end
+    local ok, err = pcall(check.options, "management", v, {
+      addr = { "string", check = check.hostport },
+      allow = { "list", of = { "string", check = cidr } },
+      token_file = { "string" },
+    }, 1)
+    if not ok then return nil, (err:gsub("^bad argument #1 to 'management' %((.*)%)$", "%1")) end
+    return true
+  end },
 }
 
---- tunnel.config{ log_level, drain_timeout, hook_budget = {instructions, timeout}, buffer_size }
+--- tunnel.config{ log_level, drain_timeout, hook_budget = {instructions, timeout}, buffer_size,
+--                 limits = {connections_per_ip = {rate, burst}, handshakes_per_ip = {rate, burst},
+--                           max_pending_sniffs},
+--                 management = false | {addr, allow = {cidr...}, token_file} }
+-- Under tunnel run these apply when the script is committed (and a reload
+-- that no longer gives one returns it to its default).
 function M.config(opts)
   local o = check.options("tunnel.config", opts, config_schema)
   local hb = o.hook_budget or {}
   core.config{
     log_level = o.log_level, drain_timeout = o.drain_timeout,
     hook_instructions = hb.instructions, hook_timeout = hb.timeout,
-    buffer_size = o.buffer_size,
+    buffer_size = o.buffer_size, limits = o.limits, management = o.management,
   }
 end
 

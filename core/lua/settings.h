@@ -1,0 +1,43 @@
+/*
+ * settings.h — process settings a script gives with tunnel.config{}: log
+ * level, drain deadline, copy buffer size, admission limits, the management
+ * endpoint. They belong to a script generation: recorded while it loads,
+ * applied when it is committed, over the defaults (a setting the new script
+ * no longer gives returns to its default). A host's live ctx applies them at
+ * once.
+ */
+#ifndef TNL_SETTINGS_H
+#define TNL_SETTINGS_H
+
+#include <stddef.h>
+
+#include "limit/admission.h"
+#include "mgmt/mgmt.h"
+#include "util/log.h"
+
+struct tnl_settings {
+    int has_log_level;
+    enum tnl_log_level log_level;
+    int has_drain;
+    double drain_timeout;
+    int has_buffer;
+    size_t buffer_size;
+    int has_limits;
+    struct tnl_limits limits;
+    int mgmt;                   /* 0: not given (default), 1: configured, -1: off */
+    struct tnl_mgmt_cfg mgmt_cfg;
+};
+
+/* What `tunnel run` sets before any script: the CLI's flags, and whether the
+ * management endpoint is on by default (yes under tunnel run, no in a host). */
+struct tnl_defaults {
+    enum tnl_log_level log_level;
+    double drain_timeout;
+    int mgmt_on;
+};
+extern struct tnl_defaults tnl_defaults;
+
+struct tnl_ctx;
+void tnl_settings_apply(const struct tnl_settings *s);
+
+#endif
