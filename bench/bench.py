@@ -65,6 +65,10 @@ def _extra_lines(var):
 HAPROXY_GLOBAL = _extra_lines("BENCH_HAPROXY_GLOBAL")        # e.g. "nbthread 1"
 HAPROXY_DEFAULTS = _extra_lines("BENCH_HAPROXY_DEFAULTS")    # e.g. "option splice-auto"
 TUNNEL_CONFIG = os.environ.get("BENCH_TUNNEL_CONFIG", "").strip()  # e.g. "buffer_size = 16384"
+# tunnel run --workers for the traffic workloads: "auto" = one per CPU, as
+# haproxy's default nbthread is. The memory workload always uses one process
+# (it measures per-connection memory of a single process).
+TUNNEL_WORKERS = os.environ.get("BENCH_TUNNEL_WORKERS", "auto")
 ALL_WORKLOADS = ["iperf1", "iperf8", "wrk_ka", "wrk_close", "memory"]
 ONLY = [w for w in os.environ.get("BENCH_ONLY", "").replace(" ", "").split(",") if w]
 WORKLOADS = [w for w in ALL_WORKLOADS if not ONLY or w in ONLY]
@@ -447,8 +451,10 @@ class Bench:
         script = os.path.join(self.out, "router-%s.lua" % tag)
         with open(script, "w") as f:
             f.write(tunnel_script(p))
-        argv = [self.tunnel_bin, "run", script]
-        self.cmds["tunnel"] = "%s run $BUILD/bench/router-<tag>.lua" % os.path.relpath(self.tunnel_bin, ROOT)
+        workers = "1" if tag == "mem" else TUNNEL_WORKERS
+        argv = [self.tunnel_bin, "run", "--workers", workers, script]
+        self.cmds["tunnel"] = "%s run --workers %s $BUILD/bench/router-<tag>.lua (memory: --workers 1)" % (
+            os.path.relpath(self.tunnel_bin, ROOT), TUNNEL_WORKERS)
         proc = PROCS.start("tunnel", argv, stdout=subprocess.DEVNULL,
                            stderr=open(os.path.join(self.out, "tunnel-%s.stderr" % tag), "w"))
         wait_listening([p["iperf_in"], p["http_in"], p["hold_in"]], proc, "tunnel")
@@ -960,7 +966,8 @@ def main():
     t0 = time.monotonic()
     b.collect_meta()
     log("bench: %d rounds × %d s, workloads %s; output in %s" % (REPS, SECS, ",".join(WORKLOADS), b.out))
-    log("bench: tunnel runs with tunnel.config{ log_level = \"warn\" }; haproxy without logging")
+    log("bench: tunnel runs with tunnel.config{ log_level = \"warn\" } and --workers %s; haproxy without logging"
+        % TUNNEL_WORKERS)
     try:
         b.start_backends()
         if any(w != "memory" for w in WORKLOADS):

@@ -15,6 +15,11 @@ int tnl_cli_pki(const char *cmd, int argc, char **argv);
 int tnl_cli_token(int argc, char **argv);
 /* tunnel enroll --relay HOST:PORT --token T --name N --out DIR (cmd_enroll.c). */
 int tnl_cli_enroll(int argc, char **argv);
+/* tunnel run --workers N: supervise N forked workers. Returns -1 in a worker
+ * (which then serves), else the parent's exit status. */
+int tnl_workers_run(int n);
+extern int tnl_worker_index;
+
 /* Run a subcommand written in Lua: module.main(args) -> exit status. */
 int tnl_cli_lua(const char *module, int argc, char **argv);
 /* package.path for the tunnel library and policies, plus script_dir; and

@@ -30,6 +30,7 @@
 #include "lua/commit.h"
 #include "lua/hook.h"
 #include "lua/settings.h"
+#include "net/sock.h"
 #include "lua/module.h"
 #include "agent/agent.h"
 #include "relay/relay.h"
@@ -41,6 +42,7 @@ static struct {
     const char *script;
     int check;
     int watch;
+    int workers;
     int argc;
     char **argv;
     char share[PATH_MAX];
@@ -261,12 +263,13 @@ static int cmd_run(int argc, char **argv)
         { "watch", no_argument, NULL, 'w' },
         { "log-level", required_argument, NULL, 'l' },
         { "drain", required_argument, NULL, 'd' },
+        { "workers", required_argument, NULL, 'W' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+cwl:d:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+cwl:d:W:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': opt.check = 1; break;
         case 'w': opt.watch = 1; break;
@@ -285,6 +288,16 @@ static int cmd_run(int argc, char **argv)
             }
             break;
         }
+        case 'W': {
+            char *end;
+            long n = strcmp(optarg, "auto") == 0 ? sysconf(_SC_NPROCESSORS_ONLN) : strtol(optarg, &end, 10);
+            if ((strcmp(optarg, "auto") != 0 && *end) || n < 1 || n > 64) {
+                fprintf(stderr, "tunnel: --workers takes a number from 1 to 64, or auto\n");
+                return 2;
+            }
+            opt.workers = (int)n;
+            break;
+        }
         default: return usage_run();
         }
     }
@@ -299,9 +312,16 @@ static int cmd_run(int argc, char **argv)
     }
     find_share();
     raise_nofile();
+    if (opt.workers > 1 && !opt.check) {
+        int rc = tnl_workers_run(opt.workers);
+        if (rc >= 0)
+            return rc;          /* the supervising parent is done */
+        tnl_sock_reuseport = 1; /* a worker: share the ports with its siblings */
+        tnl_log_worker = tnl_worker_index;
+    }
     tnl_defaults.log_level = tnl_log_level;     /* --log-level: what scripts start from */
     tnl_defaults.drain_timeout = tnl_drain_timeout;
-    tnl_defaults.mgmt_on = 1;
+    tnl_defaults.mgmt_on = tnl_worker_index <= 1;   /* worker 1 serves management */
     if (tnl_runtime_init() < 0) {
         fprintf(stderr, "tunnel: cannot create the event loop\n");
         return 1;
@@ -311,6 +331,11 @@ static int cmd_run(int argc, char **argv)
     struct tnl_ctx *ctx = load_script(err, sizeof err);
     if (!ctx) {
         fprintf(stderr, "tunnel: %s\n", err);
+        return 1;
+    }
+    if (tnl_worker_index && (ctx->relay_decls || ctx->agent_decls)) {
+        fprintf(stderr, "tunnel: --workers serves router scripts only: relays and agents keep per-process "
+                        "state (sessions, exposed names)\n");
         return 1;
     }
     if (ctx->self_driven) {
@@ -355,6 +380,7 @@ static void usage(FILE *f)
             "      --watch            reload when SCRIPT changes (as SIGHUP does)\n"
             "      --log-level LEVEL  debug, info (default), warn, error or off\n"
             "      --drain SECONDS    how long SIGTERM waits for open connections (default 30)\n"
+            "      --workers N|auto   N processes share the router's ports (SO_REUSEPORT); routers only\n"
             "  tunnel version                        print the version\n"
             "  tunnel help                           this text\n\n"
             "Signals: SIGTERM/SIGINT drain and exit 0 (a second one exits at once);\n"

@@ -8,6 +8,8 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+int tnl_sock_reuseport;
+
 void tnl_sock_nodelay(int fd)
 {
     int one = 1;
@@ -21,6 +23,8 @@ int tnl_sock_listen(const struct sockaddr *sa, socklen_t len)
     if (fd < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (tnl_sock_reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     /* "[::]:p" listens on IPv6 only, so that "0.0.0.0:p" can be declared beside it. */
     if (sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);

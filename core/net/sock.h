@@ -11,6 +11,11 @@
 
 enum { TNL_LISTEN_BACKLOG = 4096 };
 
+/* Listeners share their port with other processes (SO_REUSEPORT): only for
+ * tunnel run --workers, never by default (two unrelated processes on one
+ * port should fail to bind, not split its traffic). */
+extern int tnl_sock_reuseport;
+
 /* Bound, listening, non-blocking socket; returns fd or -errno. */
 int tnl_sock_listen(const struct sockaddr *sa, socklen_t len);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 enum tnl_log_level tnl_log_level = TNL_LOG_INFO;
+int tnl_log_worker;
 static int log_fd = 2;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error", "off" };
@@ -188,6 +189,8 @@ int tnl_log_begin(struct tnl_log *l, enum tnl_log_level level, const char *event
                             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                             tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, tnl_log_level_name(level));
     tnl_log_str(l, "event", event);
+    if (tnl_log_worker)
+        tnl_log_int(l, "worker", tnl_log_worker);
     return 1;
 }
 

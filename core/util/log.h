@@ -42,6 +42,9 @@ extern enum tnl_log_level tnl_log_level;
 int tnl_log_level_parse(const char *s, enum tnl_log_level *out);
 const char *tnl_log_level_name(enum tnl_log_level l);
 
+/* tunnel run --workers: lines carry "worker":N (0: not a worker). */
+extern int tnl_log_worker;
+
 /* Where lines go (default 2, stderr). */
 void tnl_log_set_fd(int fd);
 
