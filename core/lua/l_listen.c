@@ -97,6 +97,7 @@ int tnl_l_listen(lua_State *L)
     cfg->peek_max = (size_t)opt_num(L, "peek", 16384);
     cfg->sniff_timeout = opt_num(L, "sniff_timeout", 5);
     cfg->connect_timeout = opt_num(L, "connect_timeout", 5);
+    cfg->idle_timeout = opt_num(L, "idle_timeout", 3600);
     cfg->on_timeout = strcmp(opt_str(L, "on_timeout", "close"), "opaque") == 0 ? TNL_TIMEOUT_OPAQUE
                                                                              : TNL_TIMEOUT_CLOSE;
     cfg->proxy_protocol = opt_bool(L, "proxy_protocol");

@@ -214,6 +214,25 @@ static int bind_addr(struct tnl_relay_cfg *cfg, char *err, size_t cap)
     return 0;
 }
 
+/* shaping = { session = {rate, burst, quota, trickle, window}, service = {...} } */
+static void read_shape(lua_State *L, int idx, const char *key, struct tnl_shaper_cfg *c)
+{
+    lua_getfield(L, idx, "shaping");
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, key);
+        if (lua_istable(L, -1)) {
+            int t = lua_gettop(L);
+            c->rate = field_num(L, t, "rate", 0);
+            c->burst = field_num(L, t, "burst", 0);
+            c->quota = field_num(L, t, "quota", 0);
+            c->trickle = field_num(L, t, "trickle", 0);
+            c->window = field_num(L, t, "window", 0);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static void read_mux(lua_State *L, int idx, struct tnl_mux_cfg *m)
 {
     lua_getfield(L, idx, "mux");
@@ -305,6 +324,10 @@ static int l_relay(lua_State *L)
     cfg->handshake_timeout = field_num(L, 1, "handshake_timeout", cfg->handshake_timeout);
     cfg->max_sessions = (unsigned)field_num(L, 1, "max_sessions", cfg->max_sessions);
     read_mux(L, 1, &cfg->mux);
+    read_shape(L, 1, "session", &cfg->shape_session);
+    read_shape(L, 1, "service", &cfg->shape_service);
+    cfg->stream_idle = field_num(L, 1, "stream_idle", 3600);
+    cfg->session_idle = field_num(L, 1, "session_idle", 0);
     lua_getfield(L, 1, "events");
     cfg->events_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     const char *token_secret = field_str(L, 1, "token_secret");

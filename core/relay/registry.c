@@ -90,6 +90,8 @@ void tnl_service_ref(struct tnl_service *svc)
 
 static void service_free(struct tnl_service *svc)
 {
+    tnl_shaper_unref(svc->shape_in);
+    tnl_shaper_unref(svc->shape_out);
     for (int i = 0; i < svc->nhosts; i++)
         free(svc->hosts[i]);
     free(svc);
@@ -216,6 +218,13 @@ int tnl_service_expose(struct tnl_session *s, const struct tnl_service_spec *spe
         tnl_strlcpy(svc->name, spec->name, sizeof svc->name);
         ev_timer_init(&svc->grace, grace_cb, r->cfg->grace, 0);
         svc->grace.data = svc;
+        if (r->cfg->shape_service.rate > 0) {
+            char name[128];
+            snprintf(name, sizeof name, "service %s/%s in", svc->owner, svc->name);
+            svc->shape_in = tnl_shaper_new(name, &r->cfg->shape_service);
+            snprintf(name, sizeof name, "service %s/%s out", svc->owner, svc->name);
+            svc->shape_out = tnl_shaper_new(name, &r->cfg->shape_service);
+        }
     }
     svc->kind = spec->kind;
     svc->port = spec->port;
@@ -271,6 +280,7 @@ struct tnl_io *tnl_service_open_stream(struct tnl_service *svc)
     struct tnl_io *io = tnl_mux_open(s->mux);
     if (!io)
         return NULL;
+    s->last_active = tnl_now();
     svc->conns++;
     svc->conns_open++;
     tnl_metrics.streams_opened++;

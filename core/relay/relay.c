@@ -102,6 +102,9 @@ static void session_free(struct tnl_session *s)
 {
     struct tnl_relay *r = s->relay;
     ev_timer_stop(tnl_ev, &s->handshake_timer);
+    ev_timer_stop(tnl_ev, &s->idle_timer);
+    tnl_shaper_unref(s->shape_in);
+    tnl_shaper_unref(s->shape_out);
     tnl_control_free(s->control);
     s->control = NULL;
     if (s->mux)
@@ -117,6 +120,43 @@ static void session_free(struct tnl_session *s)
     r->nsessions--;
     free(s);
     tnl_loop_work_done();
+}
+
+/* A session with no stream but its control stream and no control message
+ * for session_idle seconds is closed (its agent reconnects when it needs to). */
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct tnl_session *s = w->data;
+    struct tnl_mux_stats st;
+    double limit = s->relay->cfg->session_idle;
+    if (limit <= 0 || !s->mux)
+        return;
+    tnl_mux_stats(s->mux, &st);
+    double idle = tnl_now() - s->last_active;
+    if (st.streams <= 1 && idle >= limit) {
+        tnl_session_close(s, "session idle timeout");
+        return;
+    }
+    ev_timer_set(w, st.streams <= 1 ? limit - idle : limit, 0);
+    ev_timer_start(tnl_ev, w);
+}
+
+static void session_opened(struct tnl_session *s)
+{
+    struct tnl_relay_cfg *cfg = s->relay->cfg;
+    char name[96];
+    snprintf(name, sizeof name, "session %llu (%s) in", (unsigned long long)s->id, s->peer.name);
+    if (cfg->shape_session.rate > 0) {
+        s->shape_in = tnl_shaper_new(name, &cfg->shape_session);
+        snprintf(name, sizeof name, "session %llu (%s) out", (unsigned long long)s->id, s->peer.name);
+        s->shape_out = tnl_shaper_new(name, &cfg->shape_session);
+    }
+    if (cfg->session_idle > 0) {
+        ev_timer_init(&s->idle_timer, idle_cb, cfg->session_idle, 0);
+        s->idle_timer.data = s;
+        ev_timer_start(tnl_ev, &s->idle_timer);
+    }
 }
 
 /* The one way a session ends. */
@@ -172,6 +212,7 @@ static void authenticate(struct tnl_session *s, const char *line, size_t len)
             s->state = TNL_SESSION_OPEN;
             s->started = s->last_active = tnl_now();
             ev_timer_stop(tnl_ev, &s->handshake_timer);
+            session_opened(s);
             log_session(TNL_LOG_INFO, "session", s, NULL);
             return;
         }
@@ -270,8 +311,10 @@ static void tls_done(struct tnl_io *io, const char *err, void *arg)
         session_end(s, "out of memory");
         return;
     }
-    if (s->state == TNL_SESSION_OPEN)
+    if (s->state == TNL_SESSION_OPEN) {
+        session_opened(s);
         log_session(TNL_LOG_INFO, "session", s, NULL);
+    }
 }
 
 static void handshake_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -27,6 +27,7 @@
 
 #include "loop/loop.h"
 #include "lua/ctx.h"
+#include "limit/shaper.h"
 #include "mux/mux.h"
 #include "net/listener.h"
 #include "session/control.h"
@@ -57,6 +58,7 @@ struct tnl_service {
     uint16_t port;                      /* tcp: public port */
     int send_proxy;                     /* (informational: the agent applies it) */
     struct tnl_entry *port_entry;       /* tcp: the public listener */
+    struct tnl_shaper *shape_in, *shape_out;   /* per-service bandwidth (client->agent, agent->client), or NULL */
     double offline_since;
     ev_timer grace;
     unsigned long long conns, conns_open;
@@ -94,6 +96,10 @@ struct tnl_relay_cfg {
      * (token_len > 0). Wiped when the cfg is freed. */
     uint8_t token_secret[256];
     size_t token_len;
+    /* Shaping (per session, per service; each direction) and idle limits. */
+    struct tnl_shaper_cfg shape_session, shape_service;
+    double stream_idle;                 /* public connections to services, seconds (0: none) */
+    double session_idle;                /* a session with no stream and no control message, seconds (0: none) */
 };
 
 struct tnl_session {
@@ -111,6 +117,8 @@ struct tnl_session {
     int state;                          /* TNL_SESSION_* */
     unsigned streams_open;
     unsigned long long streams_total;
+    struct tnl_shaper *shape_in, *shape_out;   /* per-session bandwidth, or NULL */
+    ev_timer idle_timer;
 };
 
 /* HANDSHAKE: TLS; AUTH: no client certificate, waiting for the agent's token

@@ -21,6 +21,7 @@
 #include "lua/l_route.h"
 #include "lua/l_sniffer.h"
 #include "limit/admission.h"
+#include "net/io_shaped.h"
 #include "relay/relay.h"
 #include "router/reject.h"
 #include "sniff/proxy.h"
@@ -276,6 +277,22 @@ static void prepend_proxy(struct tnl_conn *c, struct tnl_buf *b)
     c->proxy_sent = (size_t)n;
 }
 
+/* No byte either way for the idle limit: close (both sides see a FIN). */
+static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    struct tnl_conn *c = w->data;
+    double limit = c->service && c->service->relay ? c->service->relay->cfg->stream_idle : c->cfg->idle_timeout;
+    double idle = tnl_now() - c->splice.last_active;
+    if (idle >= limit) {
+        set_reason(c, "idle timeout (%gs without a byte)", limit);
+        conn_free(c, 0);
+        return;
+    }
+    ev_timer_set(w, limit - idle, 0);
+    ev_timer_start(tnl_ev, w);
+}
+
 /* The peek buffer becomes the first a->b buffer of the splice: the client's
  * bytes go out untouched, after our PROXY header if asked for. */
 static void start_splice(struct tnl_conn *c, struct tnl_io *up, int proxy)
@@ -288,6 +305,13 @@ static void start_splice(struct tnl_conn *c, struct tnl_io *up, int proxy)
         prepend_proxy(c, b);
     free_sniff_state(c);
     c->state = TNL_CONN_SPLICE;
+    ev_timer_stop(tnl_ev, &c->timer);
+    double idle = c->service && c->service->relay ? c->service->relay->cfg->stream_idle : c->cfg->idle_timeout;
+    if (idle > 0) {
+        ev_timer_init(&c->timer, idle_cb, idle, 0);
+        c->timer.data = c;
+        ev_timer_start(tnl_ev, &c->timer);
+    }
     tnl_splice_start(&c->splice, c->client, c->up, b, c->client_eof, splice_done, c);
 }
 
@@ -328,6 +352,24 @@ static void log_route(struct tnl_conn *c)
     tnl_log_end(&l);
 }
 
+/* Bandwidth limits of the service and of its agent's session: reading from
+ * the client counts "in", reading from the agent's stream "out". */
+static void shape(struct tnl_conn *c, struct tnl_io **stream, struct tnl_service *svc)
+{
+    struct tnl_session *sess = svc->session;
+    struct tnl_shaper *in[2] = { svc->shape_in, sess->shape_in }, *out[2] = { svc->shape_out, sess->shape_out };
+    if (in[0] || in[1]) {
+        struct tnl_io *w = tnl_io_shaped_new(c->client, in, 2);
+        if (w)
+            c->client = w;
+    }
+    if (out[0] || out[1]) {
+        struct tnl_io *w = tnl_io_shaped_new(*stream, out, 2);
+        if (w)
+            *stream = w;
+    }
+}
+
 void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc)
 {
     char why[160];
@@ -346,6 +388,7 @@ void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc)
     c->service = svc;
     tnl_service_ref(svc);
     log_route(c);
+    shape(c, &st, svc);
     start_splice(c, st, 1);
 }
 

@@ -36,6 +36,7 @@ struct tnl_entry_cfg *tnl_entry_cfg_new(struct tnl_ctx *ctx)
     cfg->peek_max = 16384;
     cfg->sniff_timeout = 5.0;
     cfg->connect_timeout = 5.0;
+    cfg->idle_timeout = 3600;
     return cfg;
 }
 

@@ -52,6 +52,7 @@ struct tnl_entry_cfg {
     int proxy_protocol;                 /* expect a PROXY header from a load balancer */
     int send_proxy;                     /* send a PROXY v2 header to the upstream */
     double connect_timeout;
+    double idle_timeout;                /* close a spliced connection idle this long (0: never) */
 };
 
 struct tnl_entry {

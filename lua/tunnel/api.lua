@@ -36,6 +36,7 @@ local listen_schema = {
   proxy_protocol = { "boolean", default = false },
   send_proxy = { "boolean", default = false },
   connect_timeout = { "number", min = 0.001, max = 3600, default = 5 },
+  idle_timeout = { "number", min = 0, max = 7 * 86400, default = 3600 },   -- 0: never
   -- HTTP clients may present a Bearer token signed with this secret
   -- (conn.identity); required = true refuses the others with 401.
   auth = { "table", fields = {
@@ -86,7 +87,7 @@ local function listen(opts, fname, relay, level)
     peek = o.sniff.bytes, sniff_timeout = o.sniff.timeout, on_timeout = o.sniff.on_timeout,
     no_sniff = not o.sniff.enabled,
     proxy_protocol = o.proxy_protocol, send_proxy = o.send_proxy,
-    connect_timeout = o.connect_timeout,
+    connect_timeout = o.connect_timeout, idle_timeout = o.idle_timeout,
     token_secret = o.auth and o.auth.token_secret, token_required = o.auth and o.auth.required,
   }
   if not h then return nil, err end

@@ -264,6 +264,14 @@ end
 ------------------------------------------------------------------------------
 -- tunnel.relay{}
 
+local shape_fields = {
+  rate = { "number", min = 1, required = true },
+  burst = { "number", min = 1024 },
+  quota = { "number", min = 1 },
+  trickle = { "number", min = 1 },
+  window = { "number", min = 1 },     -- seconds the quota counts over (default 3600)
+}
+
 local relay_schema = {
   addr = { "string", required = true, check = check.hostport },
   name = { "string" },
@@ -287,6 +295,17 @@ local relay_schema = {
   } },
   deny = { "string" },
   token_secret = { "string" },        -- agents may authenticate with tokens signed with this secret
+  -- Bandwidth per agent session and per exposed service, each direction, in
+  -- bytes/s; quota: bytes per `window` seconds (default 3600), then `trickle`
+  -- bytes/s (default 65536) until the window turns over.
+  shaping = { "table", fields = {
+    session = { "table", fields = shape_fields },
+    service = { "table", fields = shape_fields },
+  } },
+  idle = { "table", default = {}, fields = {
+    stream = { "number", min = 0, default = 3600 },    -- public connection to a service, no byte: closed
+    session = { "number", min = 0, default = 0 },      -- agent session without streams or messages (0: never)
+  } },
   grace = { "number", min = 0, max = 86400, default = 60 },
   handshake_timeout = { "number", min = 0.1, max = 600, default = 10 },
   max_sessions = { "integer", min = 1, default = 10000 },
@@ -328,7 +347,8 @@ function M.new(opts, listen)
     grace = o.grace, handshake_timeout = o.handshake_timeout, max_sessions = o.max_sessions,
     tcp_bind = o.ports and o.ports.bind,
     issuer_ca = o.issuer_ca, cert_ttl = o.cert_ttl, enroll = o.enroll and o.enroll.addr,
-    token_secret = o.token_secret,
+    token_secret = o.token_secret, shaping = o.shaping,
+    stream_idle = o.idle.stream, session_idle = o.idle.session,
     mux = { max_window = o.mux.max_window, keepalive_interval = keep.interval, keepalive_timeout = keep.timeout,
       max_streams = o.mux.max_streams, max_backlog = o.mux.max_backlog },
     events = function(...) return on_event(self, ...) end,

@@ -1,0 +1,97 @@
+/*
+ * shaper.c — byte buckets with a quota per time window (see shaper.h).
+ */
+#include "limit/shaper.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "loop/loop.h"
+#include "util/log.h"
+#include "util/str.h"
+
+struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg)
+{
+    struct tnl_shaper *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->refs = 1;
+    tnl_strlcpy(s->name, name, sizeof s->name);
+    s->cfg = *cfg;
+    if (s->cfg.rate > 0 && s->cfg.burst <= 0)
+        s->cfg.burst = s->cfg.rate / 4 > 65536 ? s->cfg.rate / 4 : 65536;
+    if (s->cfg.quota > 0 && s->cfg.trickle <= 0)
+        s->cfg.trickle = 65536;
+    if (s->cfg.window <= 0)
+        s->cfg.window = 3600;
+    s->at = s->window_start = tnl_now();
+    s->tokens = s->cfg.burst;
+    return s;
+}
+
+void tnl_shaper_ref(struct tnl_shaper *s)
+{
+    s->refs++;
+}
+
+void tnl_shaper_unref(struct tnl_shaper *s)
+{
+    if (s && --s->refs == 0)
+        free(s);
+}
+
+double tnl_shaper_rate(const struct tnl_shaper *s)
+{
+    if (s->over_quota)
+        return s->cfg.trickle;
+    return s->cfg.rate;
+}
+
+static void turn_window(struct tnl_shaper *s, double now)
+{
+    if (s->cfg.quota <= 0 || now - s->window_start < s->cfg.window)
+        return;
+    s->window_start = now;
+    s->window_bytes = 0;
+    if (s->over_quota) {
+        s->over_quota = 0;
+        tnl_logf(TNL_LOG_INFO, "quota_reset", "%s: new quota window, back to the full rate", s->name);
+    }
+}
+
+size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double *wait)
+{
+    double now = tnl_now();
+    turn_window(s, now);
+    double rate = tnl_shaper_rate(s);
+    *wait = 0;
+    if (rate <= 0)
+        return want;
+    double burst = s->over_quota ? (s->cfg.trickle / 4 > 4096 ? s->cfg.trickle / 4 : 4096) : s->cfg.burst;
+    s->tokens += (now - s->at) * rate;
+    if (s->tokens > burst)
+        s->tokens = burst;
+    s->at = now;
+    if (s->tokens >= 1)
+        return want < (size_t)s->tokens ? want : (size_t)s->tokens;
+    /* Wait for enough tokens to move a useful chunk, not a byte at a time. */
+    double chunk = burst / 4 > 1024 ? burst / 4 : 1024;
+    *wait = (chunk - s->tokens) / rate;
+    if (*wait < 0.001)
+        *wait = 0.001;
+    return 0;
+}
+
+void tnl_shaper_consume(struct tnl_shaper *s, size_t n)
+{
+    s->tokens -= (double)n;
+    s->bytes += n;
+    if (s->cfg.quota <= 0)
+        return;
+    s->window_bytes += (double)n;
+    if (!s->over_quota && s->window_bytes >= s->cfg.quota) {
+        s->over_quota = 1;
+        tnl_logf(TNL_LOG_WARN, "quota_exceeded", "%s: %.0f bytes this window, down to %.0f bytes/s until the window "
+                 "turns over", s->name, s->window_bytes, s->cfg.trickle);
+    }
+}

@@ -1,0 +1,49 @@
+/*
+ * shaper.h — bandwidth shaping: a token bucket of bytes shared by the
+ * connections it limits, with an optional hourly quota.
+ *
+ *   rate / burst     bytes per second, and how many may pass at once
+ *   quota            bytes per window (default one hour); once used up, the
+ *                    rate falls to `trickle` (never to zero) until the window
+ *                    turns over
+ *
+ * Shaping never closes or drops anything: a shaped reader simply reads less
+ * (io_shaped.c), so TCP's own flow control slows the sender down.
+ */
+#ifndef TNL_SHAPER_H
+#define TNL_SHAPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct tnl_shaper_cfg {
+    double rate;                /* bytes/s, 0: unlimited */
+    double burst;               /* bytes, default rate/4 (at least 64 KiB) */
+    double quota;               /* bytes per window, 0: none */
+    double window;              /* seconds, default 3600 */
+    double trickle;             /* bytes/s once over quota (default 64 KiB/s) */
+};
+
+struct tnl_shaper {
+    int refs;
+    char name[96];              /* for logs and status: "session 3", "service web" */
+    struct tnl_shaper_cfg cfg;
+    double tokens, at;          /* the bucket */
+    double window_start, window_bytes;
+    uint64_t bytes;             /* everything that passed */
+    int over_quota;
+};
+
+struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg);
+void tnl_shaper_ref(struct tnl_shaper *s);
+void tnl_shaper_unref(struct tnl_shaper *s);
+
+/* How many of `want` bytes may pass now (0: wait *wait seconds). */
+size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double *wait);
+/* Account for n bytes that passed. */
+void tnl_shaper_consume(struct tnl_shaper *s, size_t n);
+
+/* The rate in force now (bytes/s; 0: unlimited). */
+double tnl_shaper_rate(const struct tnl_shaper *s);
+
+#endif
