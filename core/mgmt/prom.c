@@ -114,8 +114,10 @@ void tnl_mgmt_metrics(struct tnl_jsonw *o)
     for (int i = 0; i < TNL_R_MAX; i++)
         put(o, "tunnel_connections_rejected_total{reason=\"%s\"} %llu\n", tnl_reason_names[i], m->conns_rejected[i]);
     family(o, "tunnel_bytes_total", "counter", "Bytes of public connections, from (in) and to (out) clients.");
-    put(o, "tunnel_bytes_total{direction=\"in\"} %llu\n", m->bytes_in);
-    put(o, "tunnel_bytes_total{direction=\"out\"} %llu\n", m->bytes_out);
+    uint64_t in, out;
+    tnl_conn_live_bytes(NULL, &in, &out);
+    put(o, "tunnel_bytes_total{direction=\"in\"} %llu\n", (unsigned long long)(m->bytes_in + in));
+    put(o, "tunnel_bytes_total{direction=\"out\"} %llu\n", (unsigned long long)(m->bytes_out + out));
     counter(o, "tunnel_streams_opened_total", "Streams the relay opened to agents.", m->streams_opened);
     counter(o, "tunnel_sessions_opened_total", "Agent sessions established.", m->sessions_opened);
     counter(o, "tunnel_handshake_failures_total", "Agent handshakes that failed (TLS, certificate, token).",

@@ -36,6 +36,36 @@ static void identity(struct tnl_jsonw *j, const struct tnl_identity *id)
     tnl_jsonw_end(j, '}');
 }
 
+/* "shaping": {"in": {...}, "out": {...}} when either direction is limited. */
+static void shaper(struct tnl_jsonw *j, const char *key, const struct tnl_shaper *sh)
+{
+    if (!sh)
+        return;
+    tnl_jsonw_obj(j, key);
+    tnl_jsonw_num(j, "rate", tnl_shaper_rate(sh));
+    tnl_jsonw_num(j, "bytes", (double)sh->bytes);
+    if (sh->cfg.quota > 0) {
+        /* The window turns over lazily, on the next byte: show it turned. */
+        double age = tnl_now() - sh->window_start;
+        int turned = age >= sh->cfg.window;
+        tnl_jsonw_num(j, "quota", sh->cfg.quota);
+        tnl_jsonw_num(j, "quota_used", turned ? 0 : sh->window_bytes);
+        tnl_jsonw_num(j, "window_left", turned ? sh->cfg.window : sh->cfg.window - age);
+        tnl_jsonw_bool(j, "over_quota", !turned && sh->over_quota);
+    }
+    tnl_jsonw_end(j, '}');
+}
+
+static void shaping(struct tnl_jsonw *j, const struct tnl_shaper *in, const struct tnl_shaper *out)
+{
+    if (!in && !out)
+        return;
+    tnl_jsonw_obj(j, "shaping");
+    shaper(j, "in", in);
+    shaper(j, "out", out);
+    tnl_jsonw_end(j, '}');
+}
+
 static void session(struct tnl_jsonw *j, const struct tnl_session *s)
 {
     struct tnl_mux_stats st;
@@ -56,6 +86,7 @@ static void session(struct tnl_jsonw *j, const struct tnl_session *s)
         if (st.rtt >= 0)
             tnl_jsonw_num(j, "rtt", st.rtt);
     }
+    shaping(j, s->shape_in, s->shape_out);
     tnl_jsonw_end(j, '}');
 }
 
@@ -76,8 +107,11 @@ static void service(struct tnl_jsonw *j, const struct tnl_service *svc)
         tnl_jsonw_num(j, "offline_for", tnl_now() - svc->offline_since);
     tnl_jsonw_num(j, "connections", (double)svc->conns);
     tnl_jsonw_num(j, "connections_open", (double)svc->conns_open);
-    tnl_jsonw_num(j, "bytes_in", (double)svc->bytes_in);
-    tnl_jsonw_num(j, "bytes_out", (double)svc->bytes_out);
+    uint64_t in, out;
+    tnl_conn_live_bytes(svc, &in, &out);
+    tnl_jsonw_num(j, "bytes_in", (double)(svc->bytes_in + in));
+    tnl_jsonw_num(j, "bytes_out", (double)(svc->bytes_out + out));
+    shaping(j, svc->shape_in, svc->shape_out);
     tnl_jsonw_end(j, '}');
 }
 
@@ -150,8 +184,10 @@ static void connections(struct tnl_jsonw *j)
     for (int i = 0; i < TNL_R_MAX; i++)
         tnl_jsonw_num(j, tnl_reason_names[i], (double)tnl_metrics.conns_rejected[i]);
     tnl_jsonw_end(j, '}');
-    tnl_jsonw_num(j, "bytes_in", (double)tnl_metrics.bytes_in);
-    tnl_jsonw_num(j, "bytes_out", (double)tnl_metrics.bytes_out);
+    uint64_t in, out;
+    tnl_conn_live_bytes(NULL, &in, &out);
+    tnl_jsonw_num(j, "bytes_in", (double)(tnl_metrics.bytes_in + in));
+    tnl_jsonw_num(j, "bytes_out", (double)(tnl_metrics.bytes_out + out));
     tnl_jsonw_end(j, '}');
 }
 

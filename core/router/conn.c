@@ -40,6 +40,21 @@ unsigned tnl_conn_count(void)
     return nconns;
 }
 
+static uint64_t client_bytes(const struct tnl_conn *c)
+{
+    return c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
+}
+
+void tnl_conn_live_bytes(const struct tnl_service *svc, uint64_t *in, uint64_t *out)
+{
+    *in = *out = 0;
+    for (const struct tnl_conn *c = tnl_conns; c; c = c->next)
+        if (!svc || c->service == svc) {
+            *in += client_bytes(c);
+            *out += c->splice.ba.bytes;
+        }
+}
+
 const uint8_t *tnl_conn_bytes(const struct tnl_conn *c, size_t *len)
 {
     size_t start = TNL_PEEK_HEADROOM + c->proxy_len;
@@ -84,8 +99,7 @@ static void log_close(struct tnl_conn *c)
     } else if (c->upstream.host[0]) {
         tnl_log_str(&l, "upstream", c->connect.target);
     }
-    uint64_t in = c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
-    tnl_log_uint(&l, "bytes_in", in);
+    tnl_log_uint(&l, "bytes_in", client_bytes(c));
     tnl_log_uint(&l, "bytes_out", c->splice.ba.bytes);
     tnl_log_num(&l, "duration", tnl_now() - c->t_start);
     tnl_log_str(&l, "reason", c->reason[0] ? c->reason : "done");
@@ -96,7 +110,7 @@ static void log_close(struct tnl_conn *c)
 static void conn_free(struct tnl_conn *c, int abort)
 {
     log_close(c);
-    tnl_metrics.bytes_in += c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
+    tnl_metrics.bytes_in += client_bytes(c);
     tnl_metrics.bytes_out += c->splice.ba.bytes;
     ev_timer_stop(tnl_ev, &c->timer);
     if (c->hook)
@@ -108,10 +122,8 @@ static void conn_free(struct tnl_conn *c, int abort)
         tnl_io_close(c->client, abort);
     if (c->up)
         tnl_io_close(c->up, abort);
-    if (c->service) {
-        uint64_t in = c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
-        tnl_service_unref(c->service, in, c->splice.ba.bytes);
-    }
+    if (c->service)
+        tnl_service_unref(c->service, client_bytes(c), c->splice.ba.bytes);
     if (c->prev)
         c->prev->next = c->next;
     else

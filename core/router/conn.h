@@ -100,6 +100,10 @@ const uint8_t *tnl_conn_bytes(const struct tnl_conn *c, size_t *len);
 /* Live connections (status, drain). */
 extern struct tnl_conn *tnl_conns;
 unsigned tnl_conn_count(void);
+/* Bytes moved so far by the open connections (of one service, or all: NULL);
+ * closed ones are in tnl_metrics / the service's totals. */
+struct tnl_service;
+void tnl_conn_live_bytes(const struct tnl_service *svc, uint64_t *in, uint64_t *out);
 void tnl_conns_abort_all(const char *reason);
 
 #endif

@@ -19,6 +19,24 @@ local function human_time(s)
   return ("%.1fh"):format(s / 3600)
 end
 
+-- "\n    limit in 1.0 MiB/s, quota 3.2 MiB of 1.0 GiB; out 64.0 KiB/s, over quota until 12m"
+local function shaping_line(sh)
+  if not sh then return "\n" end
+  local parts = {}
+  for _, dir in ipairs({ "in", "out" }) do
+    local d = sh[dir]
+    if d then
+      local q = ""
+      if d.quota then
+        q = d.over_quota and (", over quota until %s"):format(human_time(d.window_left))
+          or (", quota %s of %s"):format(human_bytes(d.quota_used), human_bytes(d.quota))
+      end
+      parts[#parts + 1] = ("%s %s/s%s"):format(dir, human_bytes(d.rate), q)
+    end
+  end
+  return "\n    limit " .. table.concat(parts, "; ") .. "\n"
+end
+
 local function print_status(st)
   local out = io.stdout
   out:write(("tunnel %s, pid %d, up %s%s\n"):format(st.version, st.pid, human_time(st.uptime),
@@ -37,15 +55,16 @@ local function print_status(st)
     out:write(("relay %s on %s%s: %d session(s)\n"):format(r.name, r.addr, r.enroll and (", enrolling on " .. r.enroll) or "",
       #r.sessions))
     for _, s in ipairs(r.sessions) do
-      out:write(("  session %d  %-16s role %-8s via %-5s from %-22s up %-6s idle %-5s streams %d  in %s out %s\n"):format(
+      out:write(("  session %d  %-16s role %-8s via %-5s from %-22s up %-6s idle %-5s streams %d  in %s out %s"):format(
         s.id, s.identity.name, s.identity.role ~= "" and s.identity.role or "-", s.identity.via, s.src,
         human_time(s.uptime), human_time(s.idle), s.streams or 0, human_bytes(s.bytes_in or 0),
-        human_bytes(s.bytes_out or 0)))
+        human_bytes(s.bytes_out or 0)), shaping_line(s.shaping))
     end
     for _, svc in ipairs(r.services) do
-      out:write(("  service %-14s %-4s agent %-14s %-30s %s  %d conns\n"):format(svc.service, svc.kind, svc.agent,
+      out:write(("  service %-14s %-4s agent %-14s %-30s %s  %d conns"):format(svc.service, svc.kind, svc.agent,
         svc.port and ("port " .. svc.port) or table.concat(svc.hosts, ","),
-        svc.online and "online" or ("offline " .. human_time(svc.offline_for or 0)), svc.connections))
+        svc.online and "online" or ("offline " .. human_time(svc.offline_for or 0)), svc.connections),
+        shaping_line(svc.shaping))
     end
   end
   for _, a in ipairs(st.agents) do
