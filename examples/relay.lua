@@ -16,11 +16,23 @@ local tunnel = require "tunnel"
 local bind = os.getenv("RELAY_PUBLIC") or "127.0.0.1"
 local state = os.getenv("TUNNEL_STATE") or "state"
 
+-- A public address gets floods: per source address, at most 100 new
+-- connections a second (burst 400) and 20 agent handshakes (burst 100).
+-- Management stays on loopback (curl 127.0.0.1:7777/metrics; tunnel status).
+tunnel.config{
+  limits = { connections_per_ip = { rate = 100, burst = 400 }, handshakes_per_ip = { rate = 20, burst = 100 } },
+}
+
 local relay = assert(tunnel.relay{
   addr = bind .. ":" .. (os.getenv("RELAY_AGENTS_PORT") or "7443"),
   tls = { cert = state .. "/relay/relay.crt", key = state .. "/relay/relay.key", ca = state .. "/ca/ca.crt" },
   ports = { range = { 20000, 20999 }, state = state .. "/ports.json", bind = bind },
   grace = 60,
+
+  -- Each exposed service may move 50 MiB/s each way, 100 GiB a day; past
+  -- that it slows to 64 KiB/s until the day turns (docs/operations.md).
+  shaping = { service = { rate = 50 * 2^20, quota = 100 * 2^30, window = 86400 } },
+  idle = { stream = 3600 },   -- close public connections silent for an hour
 
   -- Who may do what. id = { name, role, fingerprint, expires, via }.
   authorize = function(id, action, detail)

@@ -211,11 +211,25 @@ static void stat_cb(struct ev_loop *loop, ev_stat *w, int revents)
     ev_timer_start(tnl_ev, &opt.debounce);
 }
 
+static void print_shape(const char *what, const struct tnl_shaper_cfg *c)
+{
+    if (c->rate <= 0)
+        return;
+    printf("       %s limit %.0f bytes/s each way", what, c->rate);
+    if (c->quota > 0)
+        printf(", quota %.0f bytes per %gs then %.0f bytes/s", c->quota, c->window > 0 ? c->window : 3600,
+               c->trickle > 0 ? c->trickle : 65536);
+    printf("\n");
+}
+
 static void print_check(struct tnl_ctx *ctx)
 {
     printf("%s: ok\n", opt.script);
-    for (struct tnl_relay_cfg *r = ctx->relay_decls; r; r = r->next_decl)
+    for (struct tnl_relay_cfg *r = ctx->relay_decls; r; r = r->next_decl) {
         printf("relay  %-12s %-22s agents over mutual TLS 1.3, grace %gs\n", r->name, r->addr, r->grace);
+        print_shape("session", &r->shape_session);
+        print_shape("service", &r->shape_service);
+    }
     for (struct tnl_entry_cfg *d = ctx->decls; d; d = d->next_decl) {
         char where[256] = "by exposed name";
         if (d->route_ref != LUA_NOREF)

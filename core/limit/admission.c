@@ -22,7 +22,11 @@ struct bucket {
     double hs_tokens, hs_at;
 };
 
-static struct tnl_limits limits;
+/* Connections unlimited (many clients may share one address behind NAT);
+ * handshakes cost CPU, so 20/s per address after a burst of 100. */
+#define LIMITS_DEFAULT { .handshake_rate = 20, .handshake_burst = 100, .max_pending_sniffs = 10000 }
+const struct tnl_limits tnl_limits_default = LIMITS_DEFAULT;
+static struct tnl_limits limits = LIMITS_DEFAULT;
 static struct bucket *table[SLOTS];
 static unsigned entries;
 static double last_sweep;

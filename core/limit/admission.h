@@ -27,6 +27,11 @@ struct tnl_limits {
     unsigned max_pending_sniffs;            /* 0: unlimited */
 };
 
+/* The defaults: connections unlimited (many clients share one address behind
+ * NAT), handshakes 20/s with a burst of 100 per address, 10,000 pending
+ * sniffs. */
+extern const struct tnl_limits tnl_limits_default;
+
 /* Replace the limits (reload); buckets start over. */
 void tnl_admission_configure(const struct tnl_limits *l);
 const struct tnl_limits *tnl_admission_limits(void);

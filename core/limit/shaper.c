@@ -6,11 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "loop/loop.h"
 #include "util/log.h"
 #include "util/str.h"
 
-struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg)
+struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg, double now)
 {
     struct tnl_shaper *s = calloc(1, sizeof *s);
     if (!s)
@@ -24,7 +23,7 @@ struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg 
         s->cfg.trickle = 65536;
     if (s->cfg.window <= 0)
         s->cfg.window = 3600;
-    s->at = s->window_start = tnl_now();
+    s->at = s->window_start = now;
     s->tokens = s->cfg.burst;
     return s;
 }
@@ -59,9 +58,8 @@ static void turn_window(struct tnl_shaper *s, double now)
     }
 }
 
-size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double *wait)
+size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *wait)
 {
-    double now = tnl_now();
     turn_window(s, now);
     double rate = tnl_shaper_rate(s);
     *wait = 0;

@@ -34,12 +34,13 @@ struct tnl_shaper {
     int over_quota;
 };
 
-struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg);
+/* `now` is monotonic seconds (tnl_now() in the runtime; tests pass their own). */
+struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg, double now);
 void tnl_shaper_ref(struct tnl_shaper *s);
 void tnl_shaper_unref(struct tnl_shaper *s);
 
 /* How many of `want` bytes may pass now (0: wait *wait seconds). */
-size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double *wait);
+size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *wait);
 /* Account for n bytes that passed. */
 void tnl_shaper_consume(struct tnl_shaper *s, size_t n);
 

@@ -44,7 +44,7 @@ static void read_limits(lua_State *L, struct tnl_settings *s)
     lua_getfield(L, 1, "limits");
     if (lua_istable(L, -1)) {
         int t = lua_gettop(L);
-        memset(&s->limits, 0, sizeof s->limits);
+        s->limits = tnl_limits_default;       /* what the table leaves out keeps its default */
         bucket(L, t, "connections_per_ip", &s->limits.conn_rate, &s->limits.conn_burst);
         bucket(L, t, "handshakes_per_ip", &s->limits.handshake_rate, &s->limits.handshake_burst);
         if (num(L, t, "max_pending_sniffs", &v))

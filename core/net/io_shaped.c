@@ -59,7 +59,7 @@ static ssize_t shaped_read(struct tnl_io *io, void *buf, size_t n)
     double wait = 0, longest = 0;
     size_t allow = n;
     for (int i = 0; i < s->nsh; i++) {
-        size_t a = tnl_shaper_allow(s->sh[i], allow, &wait);
+        size_t a = tnl_shaper_allow(s->sh[i], allow, tnl_now(), &wait);
         if (a < allow)
             allow = a;
         if (wait > longest)

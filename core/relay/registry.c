@@ -221,9 +221,9 @@ int tnl_service_expose(struct tnl_session *s, const struct tnl_service_spec *spe
         if (r->cfg->shape_service.rate > 0) {
             char name[128];
             snprintf(name, sizeof name, "service %s/%s in", svc->owner, svc->name);
-            svc->shape_in = tnl_shaper_new(name, &r->cfg->shape_service);
+            svc->shape_in = tnl_shaper_new(name, &r->cfg->shape_service, tnl_now());
             snprintf(name, sizeof name, "service %s/%s out", svc->owner, svc->name);
-            svc->shape_out = tnl_shaper_new(name, &r->cfg->shape_service);
+            svc->shape_out = tnl_shaper_new(name, &r->cfg->shape_service, tnl_now());
         }
     }
     svc->kind = spec->kind;

@@ -148,9 +148,9 @@ static void session_opened(struct tnl_session *s)
     char name[96];
     snprintf(name, sizeof name, "session %llu (%s) in", (unsigned long long)s->id, s->peer.name);
     if (cfg->shape_session.rate > 0) {
-        s->shape_in = tnl_shaper_new(name, &cfg->shape_session);
+        s->shape_in = tnl_shaper_new(name, &cfg->shape_session, tnl_now());
         snprintf(name, sizeof name, "session %llu (%s) out", (unsigned long long)s->id, s->peer.name);
-        s->shape_out = tnl_shaper_new(name, &cfg->shape_session);
+        s->shape_out = tnl_shaper_new(name, &cfg->shape_session, tnl_now());
     }
     if (cfg->session_idle > 0) {
         ev_timer_init(&s->idle_timer, idle_cb, cfg->session_idle, 0);
