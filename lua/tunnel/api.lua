@@ -184,17 +184,11 @@ local config_schema = {
     max_pending_sniffs = { "integer", min = 0 },
   } },
   -- The management endpoint (default 127.0.0.1:7777 under tunnel run); false: off.
-  management = { "any", check = function(v)
-    if v == false then return true end
-    if type(v) ~= "table" then return nil, "must be false or a table" end
-    local ok, err = pcall(check.options, "management", v, {
-      addr = { "string", check = check.hostport },
-      allow = { "list", of = { "string", check = cidr } },
-      token_file = { "string" },
-    }, 1)
-    if not ok then return nil, (err:gsub("^bad argument #1 to 'management' %((.*)%)$", "%1")) end
-    return true
-  end },
+  management = { "table", fields = {
+    addr = { "string", check = check.hostport },
+    allow = { "list", of = { "string", check = cidr } },
+    token_file = { "string" },
+  } },
 }
 
 --- tunnel.config{ log_level, drain_timeout, hook_budget = {instructions, timeout}, buffer_size,
@@ -204,7 +198,18 @@ local config_schema = {
 -- Under tunnel run these apply when the script is committed (and a reload
 -- that no longer gives one returns it to its default).
 function M.config(opts)
+  if type(opts) == "table" and opts.management == true then
+    check.argerror("tunnel.config", 1, "option 'management' must be false or a table, got true")
+  end
+  local off = type(opts) == "table" and opts.management == false
+  if off then  -- the one non-table value management takes
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.management = nil
+    opts = copy
+  end
   local o = check.options("tunnel.config", opts, config_schema)
+  if off then o.management = false end
   local hb = o.hook_budget or {}
   core.config{
     log_level = o.log_level, drain_timeout = o.drain_timeout,

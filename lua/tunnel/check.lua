@@ -37,13 +37,13 @@ local function distance(a, b)
   return prev[#b]
 end
 
-local function suggest(key, schema)
+local function suggest(prefix, key, schema)
   local best, bestd
   for k in pairs(schema) do
     local d = distance(key, k)
     if d <= 2 and (not bestd or d < bestd) then best, bestd = k, d end
   end
-  return best and ("; did you mean '" .. best .. "'?") or ""
+  return best and ("; did you mean '" .. prefix .. best .. "'?") or ""
 end
 
 local validate_table
@@ -51,8 +51,8 @@ local validate_table
 local function validate(path, v, spec)
   local kind = spec[1]
   local t = type(v)
-  if kind == "any" then return v end
-  if kind == "callable" then
+  if kind == "any" then -- luacheck: ignore 542 (no type to check; spec.check below still runs)
+  elseif kind == "callable" then
     if not is_callable(v) then
       return nil, ("option '%s' must be a function, got %s"):format(path, t)
     end
@@ -112,7 +112,7 @@ function validate_table(prefix, opts, schema)
       return nil, ("option keys must be strings, got %s %s"):format(type(k), tostring(k))
     end
     if not schema[k] then
-      return nil, ("unknown option '%s%s'%s"):format(prefix, k, suggest(k, schema))
+      return nil, ("unknown option '%s%s'%s"):format(prefix, k, suggest(prefix, k, schema))
     end
   end
   for k, spec in pairs(schema) do
