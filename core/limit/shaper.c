@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/str.h"
 
 struct tnl_shaper *tnl_shaper_new(const char *name, const struct tnl_shaper_cfg *cfg, double now)
@@ -74,6 +75,7 @@ size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *w
         return want < (size_t)s->tokens ? want : (size_t)s->tokens;
     /* Wait for enough tokens to move a useful chunk, not a byte at a time. */
     double chunk = burst / 4 > 1024 ? burst / 4 : 1024;
+    tnl_metrics.shaper_waits++;
     *wait = (chunk - s->tokens) / rate;
     if (*wait < 0.001)
         *wait = 0.001;
@@ -89,6 +91,7 @@ void tnl_shaper_consume(struct tnl_shaper *s, size_t n)
     s->window_bytes += (double)n;
     if (!s->over_quota && s->window_bytes >= s->cfg.quota) {
         s->over_quota = 1;
+        tnl_metrics.quota_exceeded++;
         tnl_logf(TNL_LOG_WARN, "quota_exceeded", "%s: %.0f bytes this window, down to %.0f bytes/s until the window "
                  "turns over", s->name, s->window_bytes, s->cfg.trickle);
     }

@@ -131,6 +131,10 @@ void tnl_mgmt_metrics(struct tnl_jsonw *o)
     put(o, "tunnel_enrollments_total{result=\"issued\"} %llu\n", m->enrollments);
     put(o, "tunnel_enrollments_total{result=\"refused\"} %llu\n", m->enrollments_refused);
     counter(o, "tunnel_renewals_total", "Certificates renewed for agents.", m->renewals);
+    counter(o, "tunnel_shaping_waits_total", "Times a bandwidth limit paused reading from a sender.",
+            m->shaper_waits);
+    counter(o, "tunnel_quota_exceeded_total", "Times a session or service used up its quota and fell to the trickle.",
+            m->quota_exceeded);
     counter(o, "tunnel_management_requests_total", "Requests to the management endpoint.", m->mgmt_requests);
     hook_histograms(o);
     live_gauges(o);

@@ -39,6 +39,7 @@ struct tnl_metrics {
     unsigned long long admission_rejected_handshake;    /* per-IP handshake bucket */
     unsigned long long enrollments, enrollments_refused, renewals;
     unsigned long long mgmt_requests, mgmt_denied;
+    unsigned long long quota_exceeded, shaper_waits;   /* bandwidth limits (limit/shaper.c) */
     struct tnl_histogram hook_latency[TNL_HK_MAX];
 };
 
