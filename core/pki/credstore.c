@@ -16,6 +16,7 @@
 
 #include "pki/pki.h"
 #include "util/atomic_file.h"
+#include "util/log.h"
 #include "util/str.h"
 
 void tnl_cred_paths(const char *dir, struct tnl_cred_paths *p)
@@ -95,22 +96,40 @@ static int cert_matches_key(const char *gen, const char *cert_pem, size_t cert_l
     return ok ? 0 : -EINVAL;
 }
 
+/* Ours in a generation folder: the three files, and the temporaries a crash
+ * in the middle of writing one leaves behind (key.pem.tmp.XXXXXX). */
+static int generation_file(const char *name)
+{
+    static const char *const names[] = { "key.pem", "cert.pem", "ca.pem" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t n = strlen(names[i]);
+        if (strncmp(name, names[i], n) == 0 && (name[n] == 0 || strncmp(name + n, ".tmp.", 5) == 0))
+            return 1;
+    }
+    return 0;
+}
+
 /* Remove generations other than the current one and the one before it. */
 static void prune(const char *dir, const char *keep1, const char *keep2)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
-    char path[PATH_MAX], file[PATH_MAX + 16];
+    char path[PATH_MAX], file[PATH_MAX + 300];
     while (d && (e = readdir(d))) {
         if (gen_number(e->d_name) < 0 || strcmp(e->d_name, keep1) == 0 || strcmp(e->d_name, keep2) == 0)
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        static const char *const names[] = { "key.pem", "cert.pem", "ca.pem" };
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-            snprintf(file, sizeof file, "%s/%s", path, names[i]);
-            unlink(file);
-        }
-        rmdir(path);
+        DIR *g = opendir(path);
+        struct dirent *f;
+        while (g && (f = readdir(g)))
+            if (generation_file(f->d_name)) {
+                snprintf(file, sizeof file, "%s/%s", path, f->d_name);
+                unlink(file);
+            }
+        if (g)
+            closedir(g);
+        if (rmdir(path) < 0)
+            tnl_logf(TNL_LOG_WARN, "credentials_prune", "cannot remove old generation %s: %s", path, strerror(errno));
     }
     if (d)
         closedir(d);

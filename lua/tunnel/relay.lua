@@ -84,13 +84,16 @@ local function denied(self, id)
   end
 end
 
--- Every 2 s: if the deny list changed, end the sessions it now revokes.
+-- Every 2 s: if the deny list changed since the last sweep, end the sessions
+-- it now revokes. (The sweep keeps its own mark: a handshake that reloaded the
+-- list in between must not make the sweep think nothing changed.)
 local function watch_deny(self)
   core.after(2, function()
-    local before = self.deny_mtime
     local status = core.relay_status(self.handle)
     if not status then return end     -- relay gone (reload): the new one watches
-    if (core.file_mtime(self.deny_path) or 0) ~= before then
+    local mtime = core.file_mtime(self.deny_path) or 0
+    if mtime ~= self.deny_swept then
+      self.deny_swept = mtime
       for _, sess in ipairs(status.sessions) do
         local why = denied(self, sess.identity)
         if why then core.session_close(sess.id, why) end

@@ -141,7 +141,7 @@ if wait_log "$WORK/quickstart.log" '^ *curl ' 15; then
     "curl -H 'Host: demo.localhost' http://127.0.0.1:$P_QP/" "$cmd"
   out=$(bash -c "$cmd --max-time 10 -sS" 2>&1)
   expect_match "running that command prints the demo page" \
-    '^Hello from behind the tunnel!'$'\n''request: GET /'$'\n''client: 127\.0\.0\.1:[0-9]+'$'\n''$' "$out"
+    '^Hello from behind the tunnel!~request: GET /~client: 127\.0\.0\.1:[0-9]+$' "$(printf '%s' "$out" | tr '\n' '~')"
   check "the quickstart made its credentials under TUNNEL_STATE" \
     test -s "$WORK/qs-state/ca/ca.crt"
 else

@@ -101,6 +101,9 @@ expect_eq() {
 # expect_match DESC ERE TEXT: TEXT is matched as a whole (newlines included;
 # ^ and $ are its start and end).
 expect_match() {
+  # grep takes each line of a pattern as an alternative: refuse, rather than
+  # pass a check that matches anything.
+  if [[ $2 == *$'\n'* ]]; then not_ok "$1" "expect_match: the pattern has a newline (flatten the text instead)"; return; fi
   if printf '%s' "$3" | grep -qzE -- "$2"; then ok "$1"
   else not_ok "$1" "want a match for: $2" "got: $(printf '%s' "$3" | head -c 2000)"; fi
 }
@@ -179,7 +182,10 @@ _release_ports() {
 # start NAME CMD...: run CMD in the background, stdout+stderr to $WORK/NAME.log.
 start() {
   local name=$1; shift
-  "$@" > "$WORK/$name.log" 2>&1 < /dev/null &
+  # Truncate here, not in the child: a name started again must not let the
+  # caller read the previous run's log before the child has opened it.
+  : > "$WORK/$name.log"
+  "$@" >> "$WORK/$name.log" 2>&1 < /dev/null &
   _PIDS[$name]=$!
   _ORDER+=("$name")
 }
