@@ -23,7 +23,7 @@ int tnl_commit(struct tnl_ctx *ctx, char *err, size_t cap)
         tnl_relays_abort_opened(relays);
         return -1;
     }
-    tnl_settings_apply(&ctx->settings);
+    tnl_settings_apply(&ctx->settings, ctx->decls || ctx->relay_decls);
     tnl_relays_apply(ctx, relays);
     tnl_entries_apply(ctx, entries);
     tnl_agents_apply(ctx);

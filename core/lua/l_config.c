@@ -146,6 +146,21 @@ int tnl_l_config(lua_State *L)
     if (read_mgmt(L, s, err, sizeof err) < 0)
         return luaL_error(L, "tunnel.config: %s", err);
     if (!ctx->staging)
-        tnl_settings_apply(s);
+        tnl_settings_apply(s, 1);
     return 0;
+}
+
+/* core.cidr_check(s) -> true, or nil and why: the parser the ACL uses, so
+ * that Lua refuses at the caller's line what C would refuse later. */
+int tnl_l_cidr_check(lua_State *L)
+{
+    struct tnl_cidr c;
+    const char *why = "not an address range";
+    if (tnl_cidr_parse(luaL_checkstring(L, 1), &c, &why) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
 }

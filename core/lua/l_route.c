@@ -99,7 +99,7 @@ static void push_conn(lua_State *L, struct tnl_conn *c)
         lua_setfield(L, -2, "fields");
     }
     if (c->cfg->relay)
-        push_service(L, tnl_relay_default_service(tnl_relay_by_handle(c->cfg->relay), c));
+        push_service(L, tnl_relay_default_service(tnl_relay_of_entry(c->cfg->relay), c));
     if (c->identity.id[0]) {
         lua_createtable(L, 0, 4);
         set_str(L, "name", c->identity.id);
@@ -122,7 +122,7 @@ static int route_table_result(struct tnl_conn *c, struct tnl_hook_run *run, lua_
         tnl_hook_fail(run, "returned a table without a string 'service' (and optional string 'agent')");
         return 0;
     }
-    struct tnl_relay *r = tnl_relay_by_handle(c->cfg->relay);
+    struct tnl_relay *r = tnl_relay_of_entry(c->cfg->relay);
     struct tnl_service *svc = r ? tnl_service_find(r, agent, name) : NULL;
     if (!svc) {
         char why[200];

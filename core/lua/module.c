@@ -227,6 +227,7 @@ static const luaL_Reg core_fns[] = {
     { "stop", l_stop },
     { "now", l_now },
     { "config", tnl_l_config },
+    { "cidr_check", tnl_l_cidr_check },
     { "log", l_log },
     { NULL, NULL },
 };

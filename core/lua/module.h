@@ -28,6 +28,7 @@ void tnl_lua_open_crypto(lua_State *L);
 void tnl_lua_open_http(lua_State *L);
 
 int tnl_l_config(lua_State *L);
+int tnl_l_cidr_check(lua_State *L);
 int tnl_l_listen(lua_State *L);
 int tnl_l_listener_info(lua_State *L);
 int tnl_l_listener_close(lua_State *L);

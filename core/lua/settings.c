@@ -22,14 +22,14 @@ static void default_mgmt(struct tnl_mgmt_cfg *m)
     m->nallow = 2;
 }
 
-void tnl_settings_apply(const struct tnl_settings *s)
+void tnl_settings_apply(const struct tnl_settings *s, int serves)
 {
     char err[300];
     tnl_log_level = s->has_log_level ? s->log_level : tnl_defaults.log_level;
     tnl_drain_timeout = s->has_drain ? s->drain_timeout : tnl_defaults.drain_timeout;
     tnl_buf_set_size(s->has_buffer ? s->buffer_size : 128 * 1024);
     tnl_admission_configure(s->has_limits ? &s->limits : &tnl_limits_default);
-    if (s->mgmt == 1 || (s->mgmt == 0 && tnl_defaults.mgmt_on)) {
+    if (s->mgmt == 1 || (s->mgmt == 0 && tnl_defaults.mgmt_on && serves)) {
         struct tnl_mgmt_cfg m;
         if (s->mgmt == 1)
             m = s->mgmt_cfg;

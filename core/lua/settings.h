@@ -29,7 +29,9 @@ struct tnl_settings {
 };
 
 /* What `tunnel run` sets before any script: the CLI's flags, and whether the
- * management endpoint is on by default (yes under tunnel run, no in a host). */
+ * management endpoint is on by default (yes under tunnel run, for a script
+ * that serves a relay or a listener; no in a host, and no for an agent alone,
+ * which listens on nothing unless asked). */
 struct tnl_defaults {
     enum tnl_log_level log_level;
     double drain_timeout;
@@ -38,6 +40,7 @@ struct tnl_defaults {
 extern struct tnl_defaults tnl_defaults;
 
 struct tnl_ctx;
-void tnl_settings_apply(const struct tnl_settings *s);
+/* serves: the script has relays or listeners (the management default). */
+void tnl_settings_apply(const struct tnl_settings *s, int serves);
 
 #endif

@@ -101,6 +101,8 @@ void tnl_service_unref(struct tnl_service *svc, uint64_t in, uint64_t out)
 {
     svc->bytes_in += in;
     svc->bytes_out += out;
+    if (svc->session)
+        svc->session->last_active = tnl_now();    /* a stream just ended: idle counts from here */
     if (svc->conns_open > 0)
         svc->conns_open--;
     if (--svc->refs == 0)

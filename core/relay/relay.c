@@ -23,6 +23,7 @@
 #include "pki/pki.h"
 #include "token/token.h"
 #include "router/entry.h"
+#include "util/jsonw.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/str.h"
@@ -122,20 +123,30 @@ static void session_free(struct tnl_session *s)
     tnl_loop_work_done();
 }
 
+static void session_end(struct tnl_session *s, const char *why);
+static void session_retire(struct tnl_session *s, const char *why);
+
+enum { RETIRE_DEADLINE = 10 };    /* seconds an orderly close may take before it is cut */
+
 /* A session with no stream but its control stream and no control message
- * for session_idle seconds is closed (its agent reconnects when it needs to). */
+ * for session_idle seconds is retired (its agent reconnects when it needs
+ * to). Once retiring, the same timer is the deadline. */
 static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     struct tnl_session *s = w->data;
     struct tnl_mux_stats st;
     double limit = s->relay->cfg->session_idle;
+    if (s->state == TNL_SESSION_CLOSING) {
+        session_end(s, s->closing_why[0] ? s->closing_why : "close deadline");
+        return;
+    }
     if (limit <= 0 || !s->mux)
         return;
     tnl_mux_stats(s->mux, &st);
     double idle = tnl_now() - s->last_active;
     if (st.streams <= 1 && idle >= limit) {
-        tnl_session_close(s, "session idle timeout");
+        session_retire(s, "session idle timeout");
         return;
     }
     ev_timer_set(w, st.streams <= 1 ? limit - idle : limit, 0);
@@ -159,10 +170,13 @@ static void session_opened(struct tnl_session *s)
     }
 }
 
-/* The one way a session ends. */
+/* The one way a session ends. After an orderly close the relay began, the
+ * log gives its reason rather than the transport's ("GoAway", "EOF"). */
 static void session_end(struct tnl_session *s, const char *why)
 {
     int was_open = s->state == TNL_SESSION_OPEN || s->state == TNL_SESSION_CLOSING;
+    if (s->closing_why[0])
+        why = s->closing_why;
     if (was_open) {
         tnl_services_session_gone(s);
         log_session(TNL_LOG_INFO, "session_end", s, why);
@@ -174,6 +188,41 @@ static void session_end(struct tnl_session *s, const char *why)
 void tnl_session_close(struct tnl_session *s, const char *why)
 {
     session_end(s, why);
+}
+
+/* An orderly close: tell the agent why (a session.closing notification, which
+ * it logs), end the control stream after it, GoAway; the session ends when
+ * the streams in flight have finished, or at the deadline (drain has its own). */
+static void session_retire(struct tnl_session *s, const char *why)
+{
+    if (!s->mux) {
+        session_end(s, why);
+        return;
+    }
+    if (s->state == TNL_SESSION_CLOSING)
+        return;
+    s->state = TNL_SESSION_CLOSING;
+    tnl_strlcpy(s->closing_why, why, sizeof s->closing_why);
+    if (s->control) {
+        struct tnl_jsonw j;
+        tnl_jsonw_init(&j);
+        tnl_jsonw_obj(&j, NULL);
+        tnl_jsonw_str(&j, "jsonrpc", "2.0");
+        tnl_jsonw_str(&j, "method", "session.closing");
+        tnl_jsonw_obj(&j, "params");
+        tnl_jsonw_str(&j, "reason", why);
+        tnl_jsonw_end(&j, '}');
+        tnl_jsonw_end(&j, '}');
+        if (j.buf)
+            tnl_control_send(s->control, j.buf, j.len);
+        tnl_jsonw_free(&j);
+        tnl_control_shutdown(s->control);
+    }
+    tnl_mux_goaway(s->mux, 0);
+    ev_timer_stop(tnl_ev, &s->idle_timer);
+    ev_timer_init(&s->idle_timer, idle_cb, RETIRE_DEADLINE, 0);
+    s->idle_timer.data = s;
+    ev_timer_start(tnl_ev, &s->idle_timer);
 }
 
 struct tnl_session *tnl_session_by_id(uint64_t id)
@@ -497,6 +546,7 @@ void tnl_relays_apply(struct tnl_ctx *ctx, struct tnl_relay *opened)
         struct tnl_relay_cfg *old = r->cfg;
         tnl_relay_cfg_ref(d);
         r->cfg = d;
+        r->past_handles[r->npast++ % (sizeof r->past_handles / sizeof r->past_handles[0])] = old->handle;
         /* The enrollment listener follows the new cfg (its address is rarely
          * changed; a failure to bind the new one is logged, not fatal). */
         int same = old->enroll_bindlen == d->enroll_bindlen &&
@@ -538,6 +588,19 @@ struct tnl_relay *tnl_relay_by_handle(uint64_t handle)
     return NULL;
 }
 
+struct tnl_relay *tnl_relay_of_entry(uint64_t handle)
+{
+    struct tnl_relay *r = tnl_relay_by_handle(handle);
+    if (r || !handle)
+        return r;
+    enum { N = sizeof r->past_handles / sizeof r->past_handles[0] };
+    for (r = tnl_relays; r; r = r->next)
+        for (unsigned i = 0; i < N && i < r->npast; i++)
+            if (r->past_handles[i] == handle)
+                return r;
+    return NULL;
+}
+
 struct tnl_relay_cfg *tnl_relay_decl_by_handle(struct tnl_ctx *ctx, uint64_t handle)
 {
     for (struct tnl_relay_cfg *d = ctx ? ctx->relay_decls : NULL; d; d = d->next_decl)
@@ -558,10 +621,8 @@ void tnl_relays_drain(void)
                 session_end(s, "draining");
                 continue;
             }
-            s->state = TNL_SESSION_CLOSING;
-            tnl_mux_goaway(s->mux, 0);
-            if (s->control)
-                tnl_control_shutdown(s->control);
+            session_retire(s, "relay draining");
+            ev_timer_stop(tnl_ev, &s->idle_timer);   /* the drain deadline rules */
         }
     }
 }

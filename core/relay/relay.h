@@ -118,7 +118,8 @@ struct tnl_session {
     unsigned streams_open;
     unsigned long long streams_total;
     struct tnl_shaper *shape_in, *shape_out;   /* per-session bandwidth, or NULL */
-    ev_timer idle_timer;
+    ev_timer idle_timer;                /* idle limit; then the deadline of an orderly close */
+    char closing_why[96];               /* why the relay began an orderly close ("" if it did not) */
 };
 
 /* HANDSHAKE: TLS; AUTH: no client certificate, waiting for the agent's token
@@ -134,6 +135,11 @@ struct tnl_relay {
     unsigned nsessions;
     struct tnl_service *services;
     int draining;
+    /* The handles of the cfgs this relay had before its last reloads: a
+     * public connection accepted under one of them but routed after the
+     * reload still finds its relay (tnl_relay_of_entry). */
+    uint64_t past_handles[16];
+    unsigned npast;
 };
 
 extern struct tnl_relay *tnl_relays;
@@ -151,6 +157,8 @@ void tnl_relays_apply(struct tnl_ctx *ctx, struct tnl_relay *opened);
 void tnl_relays_abort_opened(struct tnl_relay *opened);
 void tnl_relay_decls_free(struct tnl_ctx *ctx);
 struct tnl_relay *tnl_relay_by_handle(uint64_t handle);
+/* The relay of a public entry's cfg, which may be from before a reload. */
+struct tnl_relay *tnl_relay_of_entry(uint64_t handle);
 struct tnl_relay_cfg *tnl_relay_decl_by_handle(struct tnl_ctx *ctx, uint64_t handle);
 /* Drain: stop accepting, GoAway to every session. */
 void tnl_relays_drain(void);

@@ -18,7 +18,7 @@ struct tnl_service *tnl_relay_default_service(struct tnl_relay *r, const struct 
 void tnl_relay_route(struct tnl_conn *c)
 {
     char why[300];
-    struct tnl_relay *r = tnl_relay_by_handle(c->cfg->relay);
+    struct tnl_relay *r = tnl_relay_of_entry(c->cfg->relay);
     struct tnl_service *svc = tnl_relay_default_service(r, c);
     if (svc) {
         tnl_conn_route_service(c, svc);

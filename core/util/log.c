@@ -158,9 +158,13 @@ int tnl_json_number(char *out, size_t cap, double v)
 {
     if (v != v || v - v != 0)          /* NaN or infinity are not JSON */
         return snprintf(out, cap, "null");
-    if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)   /* range first: the cast is UB outside */
         return snprintf(out, cap, "%lld", (long long)v);       /* counts, times, ports */
-    return snprintf(out, cap, "%.6g", v);
+    if (v > -1e6 && v < 1e6)
+        return snprintf(out, cap, "%.6g", v);                 /* durations, rates */
+    if (v > -1e15 && v < 1e15)
+        return snprintf(out, cap, "%.3f", v);                  /* Unix times to the ms */
+    return snprintf(out, cap, "%.17g", v);
 }
 
 void tnl_log_num(struct tnl_log *l, const char *k, double v)

@@ -173,6 +173,11 @@ local function hello(self, relay_id, relay_addr, after_reload)
       ["diag.time"] = function() return { time = os.time() } end,
       ["diag.echo"] = function(params) return params end,
       ["diag.status"] = function() return core.agent_status(self.handle) end,
+      -- The relay is closing the session in order and says why (idle,
+      -- draining); the agent reconnects as after any other end.
+      ["session.closing"] = function(params)
+        core.log("warn", "relay_closing", { agent = self.name, relay = relay_addr, reason = tostring(params.reason) })
+      end,
     },
   }
   self.rpc:call("session.hello", { version = core.version, agent = self.name,

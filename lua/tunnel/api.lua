@@ -156,10 +156,9 @@ M.sniffers = core.sniffers
 -- settings, loop, helpers
 
 local function cidr(v)
-  local host, bits = v:match("^([%x:%.]+)/(%d+)$")
-  host = host or v:match("^([%x:%.]+)$")
-  if not host or (bits and tonumber(bits) > (host:find(":") and 128 or 32)) then
-    return nil, ("is not an address range like 10.0.0.0/8 or ::1/128: %q"):format(v)
+  local ok, why = core.cidr_check(v)
+  if not ok then
+    return nil, ("is not an address range like 10.0.0.0/8 or ::1/128 (%s): %q"):format(why, v)
   end
   return true
 end
