@@ -185,7 +185,10 @@ static void control_end(struct tnl_control *c, int err, const char *why, void *a
         log_agent(TNL_LOG_INFO, "agent_goaway", a, why);
         return;
     }
-    tnl_agent_session_lost(a, why);
+    /* The control stream dies with its session: say why the session ended
+     * (a TLS alert from the relay, say) when it did. */
+    const char *end = a->mux ? tnl_mux_end_reason(a->mux) : NULL;
+    tnl_agent_session_lost(a, end ? end : why);
 }
 
 static const struct tnl_control_cbs control_cbs = { control_line, control_end };

@@ -286,7 +286,7 @@ void mux_read_rounds(struct tnl_mux *m)
         if (r <= 0) {
             m->rx_eof = 1;
             if (r < 0)
-                mux_end(m, (int)r, "transport read failed", 0);
+                mux_end_transport(m, (int)r, "transport read failed", 0);
             else
                 mux_end(m, m->nstreams ? -ECONNRESET : 0, "transport closed by the peer", 1);
             break;

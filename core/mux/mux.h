@@ -115,4 +115,9 @@ struct tnl_mux_stats {
 
 void tnl_mux_stats(const struct tnl_mux *m, struct tnl_mux_stats *out);
 
+/* Why the session ended (the text on_close gets, which may name the
+ * transport's own error, a TLS alert say), or NULL while it runs. Streams
+ * killed by the end learn of it before on_close: their owners ask here. */
+const char *tnl_mux_end_reason(const struct tnl_mux *m);
+
 #endif

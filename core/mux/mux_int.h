@@ -152,6 +152,7 @@ struct tnl_mux {
     const char *fail_why;
     int err;
     const char *why;
+    char why_buf[200];          /* a why composed at the end (the transport's error) */
     struct tnl_mux_stats st;
 };
 
@@ -163,6 +164,7 @@ void mux_schedule(struct tnl_mux *m);
 void mux_settle(struct tnl_mux *m);
 void mux_fail(struct tnl_mux *m, int err, const char *why);
 void mux_end(struct tnl_mux *m, int err, const char *why, int linger);
+void mux_end_transport(struct tnl_mux *m, int err, const char *why, int linger);
 double mux_mono(void);
 
 /* dispatch.c */

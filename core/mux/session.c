@@ -20,6 +20,7 @@
  * (linger: a GoAway, final FINs), at most MUX_LINGER seconds later.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "mux/mux_int.h"
@@ -145,14 +146,26 @@ void mux_end(struct tnl_mux *m, int err, const char *why, int linger)
     mux_schedule(m);
 }
 
+/* mux_end after a failed transport read or write, adding the transport's own
+ * account of it when it has one (a TLS alert from the peer, say). */
+void mux_end_transport(struct tnl_mux *m, int err, const char *why, int linger)
+{
+    const char *detail = m->transport && !m->ending ? tnl_io_error(m->transport) : NULL;
+    if (detail) {
+        snprintf(m->why_buf, sizeof m->why_buf, "%s: %s", why, detail);
+        why = m->why_buf;
+    }
+    mux_end(m, err, why, linger);
+}
+
 /* A failed transport write. The peer closing its end shows up here as EPIPE
  * when we write before reading its EOF: that is an end, not a fault. */
 static void write_failed(struct tnl_mux *m, int err)
 {
     if (err == -EPIPE)
-        mux_end(m, m->nstreams ? -ECONNRESET : 0, "transport closed by the peer", 0);
+        mux_end_transport(m, m->nstreams ? -ECONNRESET : 0, "transport closed by the peer", 0);
     else
-        mux_end(m, err, "transport write failed", 0);
+        mux_end_transport(m, err, "transport write failed", 0);
 }
 
 void mux_settle(struct tnl_mux *m)
@@ -315,6 +328,11 @@ void tnl_mux_free(struct tnl_mux *m)
         mux_reap(m);
     mux_unref(m);
     mux_unref(m);               /* the owner's reference */
+}
+
+const char *tnl_mux_end_reason(const struct tnl_mux *m)
+{
+    return m->ending ? m->why : NULL;
 }
 
 void tnl_mux_stats(const struct tnl_mux *m, struct tnl_mux_stats *out)

@@ -30,6 +30,9 @@ struct tnl_io_ops {
     int (*shutdown)(struct tnl_io *io);
     void (*want)(struct tnl_io *io, int events);
     void (*close)(struct tnl_io *io, int abort);
+    /* Optional: why the last read or write failed, in words (a TLS alert
+     * from the peer, say), or NULL when the errno says it all. */
+    const char *(*error)(struct tnl_io *io);
 };
 
 struct tnl_io {
@@ -53,6 +56,11 @@ static inline void tnl_io_want(struct tnl_io *io, int events)
 {
     if (io->events != events)
         io->ops->want(io, events);
+}
+
+static inline const char *tnl_io_error(struct tnl_io *io)
+{
+    return io->ops->error ? io->ops->error(io) : NULL;
 }
 
 static inline void tnl_io_close(struct tnl_io *io, int abort)

@@ -472,6 +472,18 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 static ssize_t ssl_fail(struct tls_io *t, int rc)
 {
     int e = SSL_get_error(t->ssl, rc);
+    /* Keep the reason of a protocol failure for tnl_io_error: after a TLS 1.3
+     * handshake the server's verdict on our certificate arrives as an alert
+     * on the first read ("tlsv1 alert unknown ca"), and the log should say
+     * so rather than "read failed". */
+    unsigned long le = e == SSL_ERROR_SSL ? ERR_peek_last_error() : 0;
+    if (le) {
+        const char *r = ERR_reason_error_string(le);
+        if (r)
+            snprintf(t->err, sizeof t->err, "tls: %s", r);
+        else
+            ERR_error_string_n(le, t->err, sizeof t->err);
+    }
     ERR_clear_error();
     if (e == SSL_ERROR_ZERO_RETURN)
         return 0;
@@ -524,6 +536,27 @@ static ssize_t tls_read(struct tnl_io *io, void *buf, size_t n)
     return r == -EPROTO && SSL_get_error(t->ssl, rc) == SSL_ERROR_SYSCALL ? 0 : r;
 }
 
+/* The peer broke the connection while we wrote. A TLS 1.3 server that
+ * rejects our certificate sends its alert, then closes: the alert still waits
+ * in the socket. Read it, so that tnl_io_error names it; whatever data comes
+ * before it is lost with the connection anyway. */
+static void read_alert(struct tls_io *t)
+{
+    uint8_t scratch[1024];
+    for (int i = 0; i < 8; i++) {
+        size_t got = 0;
+        ERR_clear_error();
+        int rc = SSL_read_ex(t->ssl, scratch, sizeof scratch, &got);
+        if (rc != 1) {
+            if (!want_of(t->ssl, rc))
+                ssl_fail(t, rc);
+            break;
+        }
+    }
+    ERR_clear_error();
+    OPENSSL_cleanse(scratch, sizeof scratch);
+}
+
 static ssize_t tls_write(struct tnl_io *io, const void *buf, size_t n)
 {
     struct tls_io *t = (struct tls_io *)io;
@@ -558,7 +591,10 @@ static ssize_t tls_write(struct tnl_io *io, const void *buf, size_t n)
         return (ssize_t)total;
     if (w)
         return -EAGAIN;
-    return ssl_fail(t, rc);
+    ssize_t r = ssl_fail(t, rc);
+    if (!t->err[0])
+        read_alert(t);
+    return r;
 }
 
 static int tls_shutdown(struct tnl_io *io)
@@ -603,8 +639,15 @@ static void tls_close(struct tnl_io *io, int abort)
     free(t);
 }
 
+static const char *tls_error(struct tnl_io *io)
+{
+    struct tls_io *t = (struct tls_io *)io;
+    return t->err[0] ? t->err : NULL;
+}
+
 static const struct tnl_io_ops tls_ops = {
     .kind = "tls",
+    .error = tls_error,
     .read = tls_read,
     .write = tls_write,
     .shutdown = tls_shutdown,
