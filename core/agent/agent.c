@@ -395,7 +395,8 @@ void tnl_agents_drain(void)
             continue;
         }
         tnl_mux_goaway(a->mux, 0);
-        tnl_control_shutdown(a->control);
+        if (a->control)     /* gone already when the relay said goodbye first */
+            tnl_control_shutdown(a->control);
     }
 }
 

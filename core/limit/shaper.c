@@ -71,8 +71,12 @@ size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *w
     if (s->tokens > burst)
         s->tokens = burst;
     s->at = now;
-    if (s->tokens >= 1)
-        return want < (size_t)s->tokens ? want : (size_t)s->tokens;
+    if (s->tokens >= 1) {
+        double share = s->tokens / (s->waiting + 1);
+        if (share < 1)
+            share = 1;
+        return want < (size_t)share ? want : (size_t)share;
+    }
     /* Wait for enough tokens to move a useful chunk, not a byte at a time. */
     double chunk = burst / 4 > 1024 ? burst / 4 : 1024;
     tnl_metrics.shaper_waits++;
@@ -80,6 +84,13 @@ size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *w
     if (*wait < 0.001)
         *wait = 0.001;
     return 0;
+}
+
+void tnl_shaper_wait(struct tnl_shaper *s, int on)
+{
+    s->waiting += on ? 1 : -1;
+    if (s->waiting < 0)
+        s->waiting = 0;
 }
 
 void tnl_shaper_consume(struct tnl_shaper *s, size_t n)

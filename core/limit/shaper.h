@@ -32,6 +32,7 @@ struct tnl_shaper {
     double window_start, window_bytes;
     uint64_t bytes;             /* everything that passed */
     int over_quota;
+    int waiting;                /* readers paused for tokens (tnl_shaper_wait) */
 };
 
 /* `now` is monotonic seconds (tnl_now() in the runtime; tests pass their own). */
@@ -41,6 +42,10 @@ void tnl_shaper_unref(struct tnl_shaper *s);
 
 /* How many of `want` bytes may pass now (0: wait *wait seconds). */
 size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *wait);
+/* A reader pauses for tokens (on = 1) or resumes (on = 0). While readers
+ * wait, whoever reads takes only a fair part of the tokens, so that the first
+ * to wake does not take everything each time and starve the others. */
+void tnl_shaper_wait(struct tnl_shaper *s, int on);
 /* Account for n bytes that passed. */
 void tnl_shaper_consume(struct tnl_shaper *s, size_t n);
 

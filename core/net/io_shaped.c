@@ -34,11 +34,21 @@ static void apply_want(struct io_shaped *s)
     tnl_io_want(s->inner, ev);
 }
 
+/* Pause (on) or resume reading; the shapers know how many readers wait. */
+static void set_blocked(struct io_shaped *s, int on)
+{
+    if (s->blocked == on)
+        return;
+    s->blocked = on;
+    for (int i = 0; i < s->nsh; i++)
+        tnl_shaper_wait(s->sh[i], on);
+}
+
 static void wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
     struct io_shaped *s = w->data;
-    s->blocked = 0;
+    set_blocked(s, 0);
     apply_want(s);
     if ((s->io.events & TNL_IO_READ) && s->io.ready)
         s->io.ready(&s->io, TNL_IO_READ);       /* tokens are back: try again */
@@ -58,6 +68,10 @@ static ssize_t shaped_read(struct tnl_io *io, void *buf, size_t n)
     struct io_shaped *s = (struct io_shaped *)io;
     double wait = 0, longest = 0;
     size_t allow = n;
+    /* Paused: the timer says when to try again (reading now would jump the
+     * queue of the readers that wait with us). */
+    if (s->blocked)
+        return -EAGAIN;
     for (int i = 0; i < s->nsh; i++) {
         size_t a = tnl_shaper_allow(s->sh[i], allow, tnl_now(), &wait);
         if (a < allow)
@@ -66,7 +80,7 @@ static ssize_t shaped_read(struct tnl_io *io, void *buf, size_t n)
             longest = wait;
     }
     if (allow == 0) {
-        s->blocked = 1;
+        set_blocked(s, 1);
         apply_want(s);
         ev_timer_stop(tnl_ev, &s->wake);
         ev_timer_set(&s->wake, longest, 0);
@@ -101,6 +115,7 @@ static void shaped_close(struct tnl_io *io, int abort)
 {
     struct io_shaped *s = (struct io_shaped *)io;
     ev_timer_stop(tnl_ev, &s->wake);
+    set_blocked(s, 0);
     tnl_io_close(s->inner, abort);
     for (int i = 0; i < s->nsh; i++)
         tnl_shaper_unref(s->sh[i]);

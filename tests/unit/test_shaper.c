@@ -75,6 +75,42 @@ static void test_burst_then_wait(void **state)
     tnl_shaper_unref(s);
 }
 
+/* Two readers on one bucket, both paused for tokens and woken in the same
+ * order every time (timers due at once): the first to wake must not take
+ * everything, or the second never moves (a tiny request starved behind a bulk
+ * upload was the bug). */
+static void test_waiting_readers_share(void **state)
+{
+    (void)state;
+    struct tnl_shaper_cfg cfg = { .rate = 100000, .burst = 40000 };
+    double wait, now = 1;
+    struct tnl_shaper *s = tnl_shaper_new("t", &cfg, now);
+    size_t got[2] = { 0, 0 };
+    for (int round = 0; round < 50; round++) {
+        /* both paused ... */
+        tnl_shaper_wait(s, 1);
+        tnl_shaper_wait(s, 1);
+        now += 0.1;
+        /* ... and woken, the bulk reader first */
+        for (int r = 0; r < 2; r++) {
+            tnl_shaper_wait(s, 0);
+            size_t n = tnl_shaper_allow(s, 1 << 20, now, &wait);
+            tnl_shaper_consume(s, n);
+            got[r] += n;
+        }
+    }
+    assert_int_equal(s->waiting, 0);
+    /* each about half of 50 x 0.1 s x 100000 B/s (plus the first burst) */
+    assert_true(got[1] > 200000);
+    assert_true(got[0] > 200000);
+    double ratio = (double)got[0] / (double)got[1];
+    assert_true(ratio > 0.8 && ratio < 1.25);
+    /* the count never goes below zero */
+    tnl_shaper_wait(s, 0);
+    assert_int_equal(s->waiting, 0);
+    tnl_shaper_unref(s);
+}
+
 static void test_quota_trickle_and_recovery(void **state)
 {
     (void)state;
@@ -117,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_rate_over_time),
         cmocka_unit_test(test_burst_then_wait),
+        cmocka_unit_test(test_waiting_readers_share),
         cmocka_unit_test(test_quota_trickle_and_recovery),
         cmocka_unit_test(test_defaults),
     };
