@@ -127,9 +127,12 @@ spec: all
 	@mkdir -p $(RESULTS)
 	@tests/run-spec $(BUILD) $(RESULTS)/spec.tap
 
+# Two scenarios at a time (those marked "# e2e: solo" run alone): most of
+# their time is waiting. E2E_JOBS=1 runs them one by one.
+E2E_JOBS ?= 2
 e2e: all
 	@mkdir -p $(RESULTS)
-	@tests/run-e2e $(BUILD) $(RESULTS)/e2e$(SAN).tap
+	@E2E_JOBS=$(E2E_JOBS) tests/run-e2e $(BUILD) $(RESULTS)/e2e$(SAN).tap
 
 # The C side of the yamux interop test (tests/interop/yamux.sh drives it
 # against @chainsafe/libp2p-yamux from npm).

@@ -3,6 +3,7 @@
 # requests all answered 200 with the right bodies; 1 GiB downloaded (nginx)
 # and 1 GiB uploaded (a hashing sink) through the tunnel arrive with the same
 # SHA-256. Throughput is printed as a TAP comment, not asserted.
+# e2e: solo (it measures throughput or timing: tests/run-e2e runs it alone)
 . "$(dirname "$0")/tunnel_lib.sh"
 
 tnl_setup

@@ -11,6 +11,7 @@
 #   - after the relay is killed (-9) and restarted, the agent's new session
 #     presents the newest certificate (the fingerprint the agent logged at its
 #     last renewal), not the enrolled one.
+# e2e: solo (it measures throughput or timing: tests/run-e2e runs it alone)
 . "$(dirname "$0")/identity_lib.sh"
 
 tnl_setup

@@ -26,6 +26,7 @@
 #   kill inside the atomic write of a staged key leaves (gen-N holding only
 #   key.pem.tmp.XXXXXX, hit by chance only now and then) is put there first:
 #   it must go too.
+# e2e: solo (it measures throughput or timing: tests/run-e2e runs it alone)
 . "$(dirname "$0")/identity_lib.sh"
 
 PER_AGENT=${CRASH_ITER:-15}        # kills per agent; two agents: 30

@@ -20,6 +20,7 @@
 # Then max_pending_sniffs: 30 silent connections to the sniffing public
 # entry, 20 are held while the rest are refused, and once they are gone
 # a request is served again.
+# e2e: solo (it measures throughput or timing: tests/run-e2e runs it alone)
 . "$(dirname "$0")/ops_lib.sh"
 
 tnl_setup

@@ -15,6 +15,7 @@
 # is used ("quota_exceeded"), then at the trickle (/status: over_quota) until
 # the window turns over ("quota_reset", ~6 s after the first byte), then at
 # the full rate again.
+# e2e: solo (it measures throughput or timing: tests/run-e2e runs it alone)
 . "$(dirname "$0")/ops_lib.sh"
 
 tnl_setup
