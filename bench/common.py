@@ -1,13 +1,18 @@
 #!/usr/bin/python3
 """common.py — what bench.py (the router bench) and tunnel_bench.py (the relay
-and agent bench) share: processes started and stopped by PID, free ports,
-/proc sampling, statistics, the nginx backend, the iperf3 and wrk clients,
-and the report's table formatting. Standard library only.
+and agent bench) share: the knobs both read (BENCH_REPS, BENCH_SECS,
+BENCH_ONLY, BENCH_NGINX_WORKERS, BENCH_TUNNEL_CONFIG; each script's docstring
+documents them), processes started and stopped by PID, free ports, /proc
+sampling, statistics, the nginx backend, the iperf3 and wrk clients,
+bench/holdconns.py, and BaseBench: the run and report machinery (warm-up,
+rounds of interleaved contestants, medians and ratios, the report's common
+sections, runs CSV and results JSON, main()). Standard library only.
 
 Every process is started through PROCS and stopped by its PID (with the
 children it made, checked by start time): never by name, other people's
 processes run on this machine.
 """
+import csv
 import json
 import os
 import re
@@ -21,6 +26,27 @@ import sys
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# ---------------------------------------------------------------------------
+# The knobs both benchmarks read.
+
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+SECS = int(os.environ.get("BENCH_SECS", "3"))
+# One nginx worker: on 2 cores the client (wrk -t2) and the proxy under test
+# already want both; a second worker only adds a process competing with the
+# proxy, and one worker serves direct loopback faster than either proxy goes.
+NGINX_WORKERS = os.environ.get("BENCH_NGINX_WORKERS", "1")
+# Experiments only (by hand, to explain a MISS); the report says when it is set.
+TUNNEL_CONFIG = os.environ.get("BENCH_TUNNEL_CONFIG", "").strip()  # e.g. "buffer_size = 16384"
+ONLY = [w for w in os.environ.get("BENCH_ONLY", "").replace(" ", "").split(",") if w]
+HTTP_HOST = "www.bench.test"
+
+
+def workloads(names):
+    """names, less those BENCH_ONLY (when set) leaves out."""
+    return [w for w in names if not ONLY or w in ONLY]
 
 
 def log(msg):
@@ -141,11 +167,16 @@ def listening(port):
     return False
 
 
-def wait_listening(ports, proc, what, timeout=10.0):
+def wait_listening(ports, procs, what, timeout=10.0):
+    """Wait until every port listens; procs (a Popen or a list of them) must
+    not exit meanwhile."""
+    if not isinstance(procs, (list, tuple)):
+        procs = [procs]
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with status %s at start" % (what, proc.returncode))
+        for p in procs:
+            if p.poll() is not None:
+                raise RuntimeError("%s exited with status %s at start" % (what, p.returncode))
         if all(listening(p) for p in ports):
             return
         time.sleep(0.05)
@@ -371,6 +402,52 @@ def run_wrk(port, close, secs, host):
     return res
 
 
+def cost(workload, cpu, row):
+    """CPU per unit of work, cpu being the % of a core the contestant used
+    over the run (row): ms per GB for iperf3, µs per request or connection
+    for wrk. Independent of how much CPU the busy machine left it."""
+    if cpu is None:
+        return {}
+    if workload.startswith("iperf"):
+        # rate over rate: CPU-seconds per second over GB per second
+        gbs = (row.get("gbps") or 0) / 8
+        return {"cpu_ms_per_gb": round(cpu / 100 * 1000 / gbs, 1)} if gbs else {}
+    rps = row.get("rps")
+    return {"cpu_us_per_req": round(cpu / 100 * 1e6 / rps, 2)} if rps else {}
+
+
+# ---------------------------------------------------------------------------
+# bench/holdconns.py: idle connections through a contestant.
+
+HOLDCONNS = os.path.join(HERE, "holdconns.py")
+
+
+def start_holdconns(args, **kw):
+    """Start bench/holdconns.py with args and wait until it holds them all.
+    Returns (its process, its READY line or what it said instead)."""
+    h = PROCS.start("holdconns", [sys.executable, HOLDCONNS] + [str(a) for a in args],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, **kw)
+    first = h.stdout.readline().strip()
+    ready = h.stdout.readline().strip() if first == "LISTENING" else first
+    return h, ready
+
+
+def held(ready):
+    """How many connections holdconns.py's READY line says it holds."""
+    return int(ready.split()[1]) if len(ready.split()) > 1 else 0
+
+
+def stop_holdconns(h, timeout):
+    """Let holdconns.py close its connections and exit, then stop it."""
+    try:
+        h.stdin.write("\n")
+        h.stdin.flush()
+        h.wait(timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    PROCS.stop(h)
+
+
 # ---------------------------------------------------------------------------
 # The machine, for the report's header.
 
@@ -390,14 +467,18 @@ def read_sysctl(path):
         return "?"
 
 
-def machine_meta():
-    """date, CPU, kernel, load, client/backend versions, the sysctls that matter."""
-    cpu = "?"
+def cpuinfo(field):
+    """The first value of field in /proc/cpuinfo, or None."""
     with open("/proc/cpuinfo") as f:
         for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if line.split(":", 1)[0].strip() == field:
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def machine_meta():
+    """date, CPU, kernel, load, client/backend versions, the sysctls that matter."""
+    cpu = cpuinfo("model name") or "?"
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "cpu_model": cpu, "cpus": os.cpu_count(), "kernel": os.uname().release,
@@ -444,6 +525,13 @@ def align_tables(lines):
     return out
 
 
+def table(head, align, rows):
+    """A markdown table: head, the column names; align, "l" or "r" per column;
+    rows, lists of cells. align_tables() pads it."""
+    return (["| " + " | ".join(head) + " |", "|" + "".join("---:|" if a == "r" else "---|" for a in align)] +
+            ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -452,3 +540,363 @@ def fmt(v, digits, suffix=""):
     if v is None:
         return "n/a"
     return ("%%.%df%%s" % digits) % (v, suffix)
+
+
+def short(row, keys):
+    """A run on one line: those of keys it has."""
+    return " ".join("%s=%s" % (k, ("%.3g" % row[k]) if isinstance(row[k], float) else row[k])
+                    for k in keys if row.get(k) is not None)
+
+
+# ---------------------------------------------------------------------------
+# The run and report machinery.
+
+# The lines of the throughput and latency table: (workload, label, unit, key
+# of the runs, which is better). Those of workloads a bench does not run are
+# left out.
+SPEC = [("iperf1", "iperf3 1 stream", "Gbit/s", "gbps", "higher"),
+        ("iperf8", "iperf3 8 streams", "Gbit/s", "gbps", "higher"),
+        ("wrk_ka", "wrk keep-alive (50 conns)", "req/s", "rps", "higher"),
+        ("wrk_ka", "wrk keep-alive p50", "ms", "p50_ms", "lower"),
+        ("wrk_ka", "wrk keep-alive p99", "ms", "p99_ms", "lower"),
+        ("wrk_close", "wrk Connection: close", "conn/s", "rps", "higher"),
+        ("wrk_close", "wrk Connection: close p50", "ms", "p50_ms", "lower"),
+        ("wrk_close", "wrk Connection: close p99", "ms", "p99_ms", "lower")]
+
+
+# The first columns of each bench's runs CSV: the run and what its client reported.
+CLIENT_KEYS = ["workload", "round", "contestant", "gbps", "retransmits", "rps", "p50_ms", "p90_ms", "p99_ms",
+               "socket_errors", "timeouts", "non2xx"]
+
+
+class BaseBench:
+    """A benchmark of contestants, each a path from the iperf3 and wrk clients
+    to the same backends (iperf3 -s, nginx), measured in rounds that run the
+    contestants back to back. A subclass says what is its own: the class
+    attributes below, and these methods:
+      entry(who, service)        the port a client of service ("iperf" or "http")
+                                 connects to through contestant who;
+      watch(who, backend)        name -> Popen (or None) whose CPU is sampled over
+                                 a run of who;
+      cost(workload, row)        the run's cost per unit of work (see cost());
+      throughput(), memory()     start the contestants and measure the workloads
+                                 (measure(), record());
+      cpu_summary(workload, per) the medians of a workload's CPU figures, for its
+                                 summary row; memory_summary() those of MEMORY;
+      sections(rows, mem)        the report's lines between header and targets;
+      targets(rows, mem)         [(target, measured, verdict)] (ratio_target());
+      meta_lines(elapsed)        the report's header (meta_head(), meta_tail());
+      collect_meta()             self.meta, before the first run;
+    and may change setup(), banner(), clean(), missing(), preflight(),
+    raw_params()."""
+    NAME = "bench"                  # what its log lines and errors start with
+    USAGE = "usage: bench/run BUILD\n"
+    TITLE = "# benchmark"           # the report's first line
+    GENERATOR = "bench/bench.py"    # named in the generated configs
+    ALL_WORKLOADS = []
+    WORKLOADS = []                  # ALL_WORKLOADS less those BENCH_ONLY leaves out
+    MEMORY = "memory"               # the workload that is not throughput and latency
+    CONTESTANTS = []                # in the order of a round; "direct" first
+    HEADS = {}                      # a contestant's column head, if not its name
+    LOG_WIDTH = 8                   # of the contestant in a progress line
+    SHORT_KEYS = ()                 # what a progress line shows of a run
+    TOOLS = ("iperf3", "wrk", "nginx")
+    RATIOS = []                     # (row key, numerator, denominator) of ratios of medians;
+                                    # the first is the one the targets judge
+    ROUNDS = None                   # (row key, numerator, denominator) of the per-round ratios
+    VERSUS = ""                     # the targets' reference, as the report names it
+    RATIO_DIGITS = 2                # of the targets' ratios
+    TARGETS_NOTE = ""               # the paragraph under the targets
+    PORT_NOTE = ""                  # the Commands list's last line: what PORT is
+    REPORT_MD, RUNS_CSV, RESULTS_JSON = "report.md", "runs.csv", "results.json"
+    CSV_KEYS = []
+
+    def __init__(self, build):
+        self.build = os.path.abspath(build)
+        self.tunnel_bin = os.path.join(self.build, "tunnel")
+        self.out = os.path.join(self.build, "bench")
+        self.work = self.out    # where the generated configs go
+        self.runs = []          # one dict per measured run
+        self.meta = {}
+        self.notes = []         # warnings of the set-up, for the report
+        self.cmds = {}
+        self.servers = {}       # name -> Popen (backends)
+
+    # -- what a subclass may change -------------------------------------------
+
+    def setup(self):
+        """Before the clock starts: limits, notes. Nothing started yet."""
+
+    def banner(self):
+        """The log lines before the first run."""
+
+    def run(self):
+        """Start the backends and measure every workload; RuntimeError if the
+        set-up broke."""
+        self.start_backends()
+        if any(w != self.MEMORY for w in self.WORKLOADS):
+            self.throughput()
+        if self.MEMORY in self.WORKLOADS:
+            self.memory()
+
+    def clean(self):
+        """Remove what earlier runs of this bench wrote."""
+
+    def missing(self):
+        return [t for t in self.TOOLS if not shutil.which(t)]
+
+    def preflight(self):
+        """Why it cannot run here (after the tools and the build are found), or None."""
+        return None
+
+    # -- backends --------------------------------------------------------------
+
+    def start_backends(self):
+        self.ports = dict(zip(["iperf", "http"], free_ports(2)))
+        if any(w.startswith("iperf") for w in self.WORKLOADS):
+            self.servers["iperf3"] = start_iperf_server(self.ports["iperf"], self.cmds)
+        if any(w.startswith("wrk") for w in self.WORKLOADS):
+            self.servers["nginx"] = start_nginx(self.work, self.ports["http"], NGINX_WORKERS, self.cmds,
+                                                generator=self.GENERATOR, readable=(self.out,))
+
+    # -- measured runs ----------------------------------------------------------
+
+    def target(self, who, workload):
+        service = "iperf" if workload.startswith("iperf") else "http"
+        return self.ports[service] if who == "direct" else self.entry(who, service)
+
+    def run_once(self, workload, who, secs):
+        port = self.target(who, workload)
+        if workload.startswith("iperf"):
+            return run_iperf(port, 8 if workload == "iperf8" else 1, secs)
+        return run_wrk(port, workload == "wrk_close", secs, HTTP_HOST)
+
+    def record(self, row):
+        """Keep a measured run and log it on one line."""
+        self.runs.append(row)
+        log("  %-9s round %d/%d %-*s %s" % (row["workload"], row["round"], REPS, self.LOG_WIDTH,
+                                            row["contestant"], short(row, self.SHORT_KEYS)))
+
+    def measure(self, work):
+        """Warm-up, then REPS rounds of each workload of work, every round
+        running the contestants back to back, so that the machine's drift hits
+        all alike. Each run records the client's figures, the CPU of what
+        watch() names and its cost per unit of work."""
+        # Warm-up, not recorded: nginx's file cache, the contestants' buffer
+        # pools, the kernel's socket caches.
+        log("warm-up (1 s per contestant and workload kind, not recorded)")
+        for w in sorted({("iperf1" if w.startswith("iperf") else "wrk_ka") for w in work}):
+            for who in self.CONTESTANTS:
+                self.run_once(w, who, 1)
+                time.sleep(0.3)
+        for w in work:
+            for rnd in range(1, REPS + 1):
+                for who in self.CONTESTANTS:
+                    watch = self.watch(who, self.servers["iperf3" if w.startswith("iperf") else "nginx"])
+                    before = sample(watch)
+                    res = self.run_once(w, who, SECS)
+                    cpu = cpu_pct(before, sample(watch))
+                    row = {"workload": w, "round": rnd, "contestant": who}
+                    row.update(res)
+                    row.update({"cpu_" + k: v for k, v in cpu.items()})
+                    row.update(self.cost(w, row))
+                    self.record(row)
+                    time.sleep(0.3 if w.startswith("wrk") else 0.5)
+
+    # -- summary ----------------------------------------------------------------
+
+    def values(self, workload, who, key):
+        return [r.get(key) for r in self.runs if r["workload"] == workload and r["contestant"] == who]
+
+    def medians(self, workload, contestants, keys):
+        """contestant -> name -> median of the runs' key; keys: names that are
+        the runs' keys, or a dict name -> key."""
+        keys = keys if isinstance(keys, dict) else {k: k for k in keys}
+        return {who: {k: median(self.values(workload, who, v)) for k, v in keys.items()} for who in contestants}
+
+    def round_ratios(self, workload, key, num, den):
+        out = []
+        for rnd in range(1, REPS + 1):
+            a = [r.get(key) for r in self.runs if r["workload"] == workload and r["round"] == rnd
+                 and r["contestant"] == num]
+            b = [r.get(key) for r in self.runs if r["workload"] == workload and r["round"] == rnd
+                 and r["contestant"] == den]
+            if a and b and a[0] and b[0]:
+                out.append(a[0] / b[0])
+        return out
+
+    def summary(self):
+        """(one row per line of the throughput and latency table, the memory summary)"""
+        rows = []
+        for w, label, unit, key, better in SPEC:
+            if w not in self.WORKLOADS:
+                continue
+            med = {who: median(self.values(w, who, key)) for who in self.CONTESTANTS}
+            row = {"workload": w, "label": label, "unit": unit, "key": key, "better": better, "median": med}
+            row.update(self.cpu_summary(w, "cpu_ms_per_gb" if w.startswith("iperf") else "cpu_us_per_req"))
+            row.update({"cost_unit": "CPU ms/GB" if w.startswith("iperf") else
+                                     "CPU µs/conn" if w == "wrk_close" else "CPU µs/req",
+                        "busy_pct": median(self.values(w, "tunnel", "cpu_machine_busy"))})
+            row.update({k: ratio(med[num], med[den]) for k, num, den in self.RATIOS})
+            k, num, den = self.ROUNDS
+            row[k] = [round(x, 3) for x in self.round_ratios(w, key, num, den)]
+            rows.append(row)
+        mem = self.memory_summary() if self.MEMORY in self.WORKLOADS else None
+        return rows, mem
+
+    def ratio_target(self, name, rows, workload, key, bound, want_ge):
+        """(name, measured, verdict): the first of RATIOS of the (workload, key)
+        line against bound (want_ge: at least bound, else at most), with the
+        spread of the per-round ROUNDS beside it."""
+        r = next((r for r in rows if (r["workload"], r["key"]) == (workload, key)), None)
+        k = self.RATIOS[0][0]
+        if not r or r[k] is None:
+            return (name, "n/a", "n/a")
+        rr = r[self.ROUNDS[0]]
+        ok = r[k] >= bound if want_ge else r[k] <= bound
+        spread = ""
+        if rr:
+            lo, hi = min(rr), max(rr)
+            spread = " (per-round %.2f–%.2f%s)" % (lo, hi, ", straddles %.1f" % bound if lo < bound < hi else "")
+        return (name, "%.*f× %s%s" % (self.RATIO_DIGITS, r[k], self.VERSUS, spread), "PASS" if ok else "MISS")
+
+    # -- report -----------------------------------------------------------------
+
+    def ratio_table(self, rows):
+        """The throughput and latency table: each contestant's median, RATIOS,
+        and the per-round ROUNDS."""
+        heads = [self.HEADS.get(c, c) for c in self.CONTESTANTS] + ["%s/%s" % (n, d) for _, n, d in self.RATIOS]
+        body = []
+        for r in rows:
+            digits = 2 if r["unit"] in ("Gbit/s", "ms") else 0
+            body.append([r["label"], r["unit"]] + [fmt(r["median"][c], digits) for c in self.CONTESTANTS] +
+                        [fmt(r[k], 2, "×") for k, _, _ in self.RATIOS] +
+                        [" ".join("%.2f" % x for x in r[self.ROUNDS[0]])])
+        return table(["workload", "unit"] + heads + ["per-round %s/%s" % self.ROUNDS[1:]],
+                     "ll" + "r" * len(heads) + "l", body)
+
+    def ratio_section(self, rows, connect_note=""):
+        """The throughput and latency section: heading, ratio_table() and what
+        its figures mean."""
+        return (["## Throughput and latency (medians of %d interleaved rounds)" % REPS, ""] +
+                self.ratio_table(rows) +
+                ["", "Ratios are of medians; for latency lower is better (a ratio below 1.0 means the tunnel "
+                     "is faster). wrk's latency runs from writing a request to reading its response: with "
+                     "Connection: close it leaves out the TCP connect%s." % connect_note])
+
+    def meta_head(self, elapsed, cpus_extra=""):
+        """The report header's first lines: date, machine, method."""
+        m = self.meta
+        return [
+            "date: %s; total run time %.0f s" % (m["date"], elapsed),
+            "machine: %s, %s CPUs%s, kernel %s; load average at start %s" % (
+                m["cpu_model"], m["cpus"], cpus_extra, m["kernel"], m["loadavg"]),
+            "method: %d rounds per figure, contestants interleaved %s in every round; %d s per run "
+            "(iperf3 adds 1 s omitted warm-up); figures are medians, comparisons ratios of medians" % (
+                REPS, " → ".join(self.CONTESTANTS), SECS),
+        ]
+
+    def meta_tail(self, nginx_extra="", sysctl_extra=""):
+        """The report header's last lines: nginx, the clients, the sysctls."""
+        m = self.meta
+        return [
+            "nginx: %s, worker_processes %s, 1 KiB static file, access_log off%s" % (
+                m["nginx_version"], NGINX_WORKERS, nginx_extra),
+            "iperf3 %s; wrk %s" % (m["iperf3_version"], m["wrk_version"]),
+            "sysctl: somaxconn %s, tcp_tw_reuse %s, ip_local_port_range %s%s" % (
+                m["somaxconn"], m["tw_reuse"], m["port_range"], sysctl_extra),
+        ]
+
+    def warnings(self):
+        w = list(self.notes)
+        for r in self.runs:
+            if r.get("error"):
+                w.append("%s round %d %s: %s" % (r["workload"], r["round"], r["contestant"], r["error"]))
+            if r.get("socket_errors") or r.get("non2xx"):
+                w.append("%s round %d %s: %d socket errors (%d timeouts), %d non-2xx responses" % (
+                    r["workload"], r["round"], r["contestant"], r.get("socket_errors", 0),
+                    r.get("timeouts", 0), r.get("non2xx", 0)))
+        return w
+
+    def report(self, elapsed):
+        """Write REPORT_MD, RUNS_CSV and RESULTS_JSON, and print the report."""
+        rows, mem = self.summary()
+        targets = self.targets(rows, mem)
+        md = [self.TITLE, ""] + ["- " + line for line in self.meta_lines(elapsed)] + [""]
+        md += self.sections(rows, mem)
+        md += ["", "## Targets", ""]
+        md += table(["target", "measured", "verdict"], "lll", [[a, b, "**%s**" % c] for a, b, c in targets])
+        md += ["", self.TARGETS_NOTE]
+        warn = self.warnings()
+        if warn:
+            md += ["", "## Warnings", ""] + ["- " + w for w in warn]
+        md += ["", "## Commands", ""] + ["- %s: `%s`" % kv for kv in self.cmds.items()]
+        md.append("- iperf3 client: `iperf3 -c 127.0.0.1 -p PORT -t %d -O 1 -J%s`" % (
+            SECS, " [-P 8]" if "iperf8" in self.ALL_WORKLOADS else ""))
+        md.append("- wrk: `wrk -t2 -c50 -d%ds --latency -H 'Host: %s' [-H 'Connection: close'] "
+                  "http://127.0.0.1:PORT/1k.bin`" % (SECS, HTTP_HOST))
+        md.append("- PORT is " + self.PORT_NOTE)
+        md += ["", "Raw per-run numbers: %s, %s." % (self.RUNS_CSV, self.RESULTS_JSON)]
+        text = "\n".join(align_tables(md)) + "\n"
+        with open(os.path.join(self.out, self.REPORT_MD), "w") as f:
+            f.write(text)
+        self.write_raw(rows, mem, targets, elapsed)
+        print()
+        print(text)
+
+    def raw_params(self):
+        """The results JSON's knobs beside reps and secs."""
+        return {}
+
+    def write_raw(self, rows, mem, targets, elapsed):
+        with open(os.path.join(self.out, self.RUNS_CSV), "w", newline="") as f:
+            wr = csv.DictWriter(f, fieldnames=self.CSV_KEYS, extrasaction="ignore")
+            wr.writeheader()
+            for r in self.runs:
+                wr.writerow(r)
+        with open(os.path.join(self.out, self.RESULTS_JSON), "w") as f:
+            json.dump({"meta": self.meta, "elapsed_s": round(elapsed, 1), "reps": REPS, "secs": SECS,
+                       **self.raw_params(), "summary": rows, self.MEMORY: mem,
+                       "targets": [{"target": a, "measured": b, "verdict": c} for a, b, c in targets],
+                       "runs": self.runs, "commands": self.cmds}, f, indent=1)
+
+    # -- main -------------------------------------------------------------------
+
+    @classmethod
+    def main(cls):
+        """bench/run's entry: check, set up, run, report; the exit status."""
+        if len(sys.argv) != 2:
+            sys.stderr.write(cls.USAGE)
+            return 2
+        if not cls.WORKLOADS:       # BENCH_ONLY names only the other bench's workloads (bench/run runs both)
+            log("%s: BENCH_ONLY=%s names none of %s; nothing to do" % (
+                cls.NAME, ",".join(ONLY), ",".join(cls.ALL_WORKLOADS)))
+            return 0
+        b = cls(sys.argv[1])
+        missing = b.missing()
+        if missing:
+            sys.stderr.write("%s: missing %s (make deps installs them)\n" % (cls.NAME, ", ".join(missing)))
+            return 1
+        if not os.access(b.tunnel_bin, os.X_OK):
+            sys.stderr.write("%s: %s not built (make BUILD=%s all)\n" % (cls.NAME, b.tunnel_bin, sys.argv[1]))
+            return 1
+        why = b.preflight()
+        if why:
+            sys.stderr.write("%s: %s\n" % (cls.NAME, why))
+            return 1
+        os.makedirs(b.out, exist_ok=True)
+        b.clean()
+        install_signal_handlers()
+        b.setup()
+        t0 = time.monotonic()
+        b.collect_meta()
+        b.banner()
+        try:
+            b.run()
+        except RuntimeError as e:
+            sys.stderr.write("%s: %s\n" % (cls.NAME, e))
+            PROCS.stop_all()
+            return 1
+        PROCS.stop_all()
+        b.report(time.monotonic() - t0)
+        return 0
