@@ -8,9 +8,13 @@
  * chunks allocated for the purpose and freed as they are read, so an idle
  * stream holds no receive memory at all. Order: chunks (older) before slices.
  *
- * Window: the peer may send rcredit more bytes; rcredit + rqueued <= rwin.
- * Once the owner has consumed half a window we send a WindowUpdate for what
- * it consumed. Auto-tuning: if that half window was consumed within four
+ * Window: the peer may send rcredit more bytes; rcredit + rqueued + the part
+ * of the Data frame being received that has not arrived yet (its whole length
+ * left rcredit when its header was parsed) <= rwin. Once the owner has
+ * consumed half a window we send a WindowUpdate for what it consumed, which
+ * excludes that part still to come: counted as consumed, it overcommitted the
+ * window, and once it arrived a partial read wrapped the unsigned arithmetic
+ * into a WindowUpdate of ~4 GiB. Auto-tuning: if that half window was consumed within four
  * round trips of the previous update, the reader keeps up and the window is
  * what limits the stream, so rwin doubles (up to cfg.max_window).
  */
@@ -167,7 +171,8 @@ void mux_rq_consumed(struct mux_stream *s)
     struct tnl_mux *m = s->m;
     if (s->fin_recv || s->rerr || !s->in_table || m->ending)
         return;
-    uint32_t consumed = s->rwin - s->rcredit - s->rqueued;
+    uint32_t coming = m->in_s == s ? m->in_left : 0;
+    uint32_t consumed = s->rwin - s->rcredit - s->rqueued - coming;
     if (consumed < s->rwin / 2)
         return;
     double now = tnl_now();
@@ -177,7 +182,7 @@ void mux_rq_consumed(struct mux_stream *s)
         s->rwin = w > m->cfg.max_window ? m->cfg.max_window : (uint32_t)w;
     }
     s->epoch = now;
-    uint32_t delta = s->rwin - s->rcredit - s->rqueued;
+    uint32_t delta = s->rwin - s->rcredit - s->rqueued - coming;
     if (mux_out_frame(m, TNL_MUX_WINDOW_UPDATE, mux_take_open_flags(s), s->id, delta) == 0) {
         s->rcredit += delta;
         m->st.window_updates_out++;

@@ -5,7 +5,8 @@
  *
  * Covered: open/accept, data both ways with checksums, half-close each way,
  * RST both ways, the window never exceeded (counted on the wire) and resumed by
- * WindowUpdates (big and tiny), auto-tuning growth and its ceiling, ping RTT,
+ * WindowUpdates (big and tiny), a WindowUpdate sent while a frame is half
+ * received (it gives back only what was consumed), auto-tuning growth and its ceiling, ping RTT,
  * keepalive timeout (and a live peer keeping the session up), GoAway draining,
  * max_streams and backlog refusals (RST, not a session error), every protocol
  * violation (GoAway(1) on the wire + on_close(-EPROTO) + a counter), frames for
@@ -764,6 +765,77 @@ static void test_window_exhaustion_and_resume(void **state)
     free(data);
 }
 
+/* A WindowUpdate sent while a Data frame is only partly received must not
+ * count the part still to come as consumed: when it arrives, the window
+ * would be overcommitted, and the next small read used to wrap the unsigned
+ * arithmetic into a WindowUpdate of ~4 GiB (the peer then sends far beyond
+ * the window; seen as "data beyond the receive window" through the tunnel).
+ * Every update must give back exactly what the owner consumed. */
+static void test_window_update_mid_frame(void **state)
+{
+    (void)state;
+    struct side sd = { .take = take_keep };
+    struct raw r;
+    struct tnl_mux_cfg cfg = cfg_of(0);
+    cfg.keepalive_interval = 0;
+    cfg.max_window = TNL_MUX_INITIAL_WINDOW;        /* no auto-tuning: exact arithmetic */
+    memset(bpeers, 0, sizeof bpeers);
+    raw_session(&sd, &r, &cfg);
+    enum { D = 200 * 1024, P = 150 * 1024 };
+    uint8_t *data = malloc(D);
+    fill(data, D, 13);
+
+    raw_frame(&r, TNL_MUX_WINDOW_UPDATE, TNL_MUX_SYN, 1, 0, NULL);
+    RUN_UNTIL(sd.ninbound == 1, 2);
+    struct tnl_io *io = bpeers[0].io;
+    tnl_io_want(io, 0);                 /* the test reads by hand */
+    uint8_t h[TNL_MUX_HDR_LEN];
+    tnl_mux_frame_encode(h, TNL_MUX_DATA, 0, 1, D);
+    raw_send(&r, h, sizeof h);
+    raw_send(&r, data, P);              /* the frame's first part only */
+    struct mux_stream *ms = (struct mux_stream *)io;
+    RUN_UNTIL(ms->rqueued == P, 2);
+
+    uint8_t *got = malloc(D);
+    size_t consumed = 0;
+    while (consumed < P)                /* past half the window: an update is due */
+        consumed += (size_t)tnl_io_read(io, got + consumed, P - consumed);
+    raw_send(&r, data + P, D - P);      /* the rest of the frame */
+    RUN_UNTIL(ms->rqueued == D - P, 2);
+    for (int i = 0; i < 100; i++)       /* small reads, one byte each */
+        consumed += (size_t)tnl_io_read(io, got + consumed, 1);
+    while (consumed < D) {
+        ssize_t n = tnl_io_read(io, got + consumed, D - consumed);
+        assert_true(n > 0);
+        consumed += (size_t)n;
+    }
+    assert_memory_equal(got, data, D);
+    run_for(0.02);
+
+    unsigned long long credit = 0;
+    struct tnl_mux_frame f;
+    while (raw_next(&r, &f, NULL, 0.1)) {
+        if (f.type == TNL_MUX_WINDOW_UPDATE && f.stream_id == 1) {
+            assert_true(f.length <= TNL_MUX_INITIAL_WINDOW);
+            credit += f.length;
+        }
+    }
+    /* Given back: no more than what was consumed (the peer's credit is then
+     * initial - D + credit <= initial), and at least half of it. */
+    assert_true(credit <= consumed);
+    assert_true(credit >= consumed / 2);
+    assert_true(ms->rcredit + ms->rqueued <= ms->rwin);
+    struct tnl_mux_stats st;
+    tnl_mux_stats(sd.m, &st);
+    assert_int_equal(st.protocol_errors, 0);
+    free(got);
+    free(data);
+    peer_close(&bpeers[0], 1);
+    side_stop(&sd);
+    raw_done(&r);
+}
+
+
 /* A reader that keeps up grows its window (doubling), never past max_window. */
 static void test_autotune(void **state)
 {
@@ -1488,6 +1560,7 @@ int main(void)
         cmocka_unit_test(test_close_with_unread_data_resets),
         cmocka_unit_test(test_window_never_exceeded),
         cmocka_unit_test(test_window_exhaustion_and_resume),
+        cmocka_unit_test(test_window_update_mid_frame),
         cmocka_unit_test(test_autotune),
         cmocka_unit_test(test_autotune_slow_reader_stays),
         cmocka_unit_test(test_ping_rtt),
