@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "loop/loop.h"
 #include "mux/list.h"
@@ -42,6 +43,7 @@ enum {
     MUX_BORROW_MAX = 32,            /* zero-copy payload slices per read pass */
     MUX_CHUNK_MIN = 1024,
     MUX_CHUNK_MAX = 64 * 1024,
+    MUX_PEEK_MAX = 256 * 1024,      /* bytes a peek hands out at once (one write's worth) */
 };
 
 #define MUX_RTT_FLOOR 0.001         /* seconds: auto-tuning assumes at least this RTT */
@@ -125,6 +127,8 @@ struct tnl_mux {
     /* output: frames never span buffers, so each buffer is one write */
     struct tnl_buf *out_head, *out_tail;
     size_t out_bytes;
+    uint8_t *resv;              /* a Data frame reserved at the queue's tail (stream reserve) */
+    size_t resv_len;            /* ... the payload room it holds, until commit */
     unsigned write_blocked : 1; /* the transport said -EAGAIN: wait for WRITE */
 
     /* keepalive */
@@ -202,6 +206,7 @@ void mux_reap(struct tnl_mux *m);
 int mux_rq_push(struct mux_stream *s, const uint8_t *p, uint32_t n);
 int mux_rq_append(struct mux_stream *s, const uint8_t *p, uint32_t n);
 int mux_rq_materialize(struct tnl_mux *m);
+size_t mux_rq_peek(const struct mux_stream *s, struct iovec *iov, int *n, size_t cap);
 size_t mux_rq_read(struct mux_stream *s, uint8_t *out, size_t n);
 void mux_rq_clear(struct mux_stream *s);
 void mux_rq_consumed(struct mux_stream *s);

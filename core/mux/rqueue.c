@@ -112,6 +112,29 @@ int mux_rq_materialize(struct tnl_mux *m)
     return rc;
 }
 
+/* Up to *n runs of unread bytes, in place, in order (chunks, then borrowed
+ * slices), at most `cap` bytes in all; *n is set to how many. The total. */
+size_t mux_rq_peek(const struct mux_stream *s, struct iovec *iov, int *n, size_t cap)
+{
+    const struct tnl_mux *m = s->m;
+    size_t total = 0;
+    int k = 0;
+    for (const struct mux_chunk *c = s->rq_head; c && k < *n && total < cap; c = c->next) {
+        size_t len = c->len - c->off < cap - total ? c->len - c->off : cap - total;
+        iov[k++] = (struct iovec){ .iov_base = (void *)(c->data + c->off), .iov_len = len };
+        total += len;
+    }
+    for (int i = s->b_head; i >= 0 && k < *n && total < cap; i = m->borrow[i].next) {
+        const struct mux_borrow *b = &m->borrow[i];
+        size_t len = b->len < cap - total ? b->len : cap - total;
+        iov[k++] = (struct iovec){ .iov_base = (void *)b->p, .iov_len = len };
+        total += len;
+    }
+    *n = k;
+    return total;
+}
+
+/* Take up to n unread bytes, copied to out (NULL: dropped, after a peek). */
 size_t mux_rq_read(struct mux_stream *s, uint8_t *out, size_t n)
 {
     struct tnl_mux *m = s->m;
@@ -119,7 +142,8 @@ size_t mux_rq_read(struct mux_stream *s, uint8_t *out, size_t n)
     while (got < n && s->rq_head) {
         struct mux_chunk *c = s->rq_head;
         size_t k = c->len - c->off < n - got ? c->len - c->off : n - got;
-        memcpy(out + got, c->data + c->off, k);
+        if (out)
+            memcpy(out + got, c->data + c->off, k);
         c->off += (uint32_t)k;
         got += k;
         if (c->off == c->len) {
@@ -132,7 +156,8 @@ size_t mux_rq_read(struct mux_stream *s, uint8_t *out, size_t n)
     while (got < n && s->b_head >= 0) {
         struct mux_borrow *b = &m->borrow[s->b_head];
         size_t k = b->len < n - got ? b->len : n - got;
-        memcpy(out + got, b->p, k);
+        if (out)
+            memcpy(out + got, b->p, k);
         b->p += k;
         b->len -= (uint32_t)k;
         got += k;

@@ -205,6 +205,67 @@ static ssize_t stream_read(struct tnl_io *io, void *buf, size_t n)
     return -EAGAIN;
 }
 
+/* Whether the stream may send now: 0, or what write must return. */
+static int write_state(const struct mux_stream *s)
+{
+    if (s->werr)
+        return s->werr;
+    if (s->fin_sent)
+        return -EPIPE;
+    if (!s->m->transport)
+        return -ECONNRESET;
+    return 0;
+}
+
+/* How much of `want` (> 0) may go into the next Data frame: the peer's
+ * window, the frame size, the session's queue and, while writers wait their
+ * turn, this one's quota. 0: none now (the stream is put in line when the
+ * queue is what holds it back; a WindowUpdate wakes it otherwise). */
+static size_t may_queue(struct mux_stream *s, size_t want)
+{
+    struct tnl_mux *m = s->m;
+    size_t chunk = want < s->scredit ? want : s->scredit;
+    if (chunk > MUX_MAX_FRAME)
+        chunk = MUX_MAX_FRAME;
+    if (!chunk)
+        return 0;
+    if (m->out_bytes >= MUX_OUT_HIGH) {
+        mux_wait_add(s);
+        return 0;
+    }
+    if (!mux_list_empty(&m->waiters)) {     /* take turns */
+        if (!s->granted || s->quota == 0) {
+            mux_wait_add(s);
+            return 0;
+        }
+        if (chunk > s->quota)
+            chunk = s->quota;
+    }
+    return chunk;
+}
+
+/* n payload bytes of this stream were queued as one Data frame. */
+static void queued(struct mux_stream *s, size_t n)
+{
+    struct tnl_mux *m = s->m;
+    m->st.frames_out++;
+    m->st.data_out += n;
+    s->scredit -= (uint32_t)n;
+    s->quota = s->quota > n ? s->quota - (uint32_t)n : 0;
+}
+
+/* After queueing: a full buffer goes out now rather than before the loop
+ * sleeps. */
+static void queued_done(struct tnl_mux *m)
+{
+    if (m->out_head != m->out_tail && !m->write_blocked) {
+        int r = mux_out_flush(m);
+        if (r < 0)
+            mux_fail(m, r, "transport write failed");
+    }
+    mux_schedule(m);
+}
+
 /* One Data frame of up to `want` payload bytes; 0 when out of memory. */
 static size_t put_data(struct mux_stream *s, const uint8_t *p, size_t want)
 {
@@ -216,42 +277,23 @@ static size_t put_data(struct mux_stream *s, const uint8_t *p, size_t want)
     size_t n = got - TNL_MUX_HDR_LEN;
     tnl_mux_frame_encode(f, TNL_MUX_DATA, mux_take_open_flags(s), s->id, (uint32_t)n);
     memcpy(f + TNL_MUX_HDR_LEN, p, n);
-    m->st.frames_out++;
-    m->st.data_out += n;
+    queued(s, n);
     return n;
 }
 
 static ssize_t stream_write(struct tnl_io *io, const void *buf, size_t n)
 {
     struct mux_stream *s = (struct mux_stream *)io;
-    struct tnl_mux *m = s->m;
     const uint8_t *p = buf;
     size_t done = 0;
     touch(s);
-    if (s->werr)
-        return s->werr;
-    if (s->fin_sent)
-        return -EPIPE;
-    if (!m->transport)
-        return -ECONNRESET;
-    while (done < n && s->scredit > 0) {
-        size_t chunk = n - done;
-        if (chunk > s->scredit)
-            chunk = s->scredit;
-        if (chunk > MUX_MAX_FRAME)
-            chunk = MUX_MAX_FRAME;
-        if (m->out_bytes >= MUX_OUT_HIGH) {
-            mux_wait_add(s);
+    int e = write_state(s);
+    if (e)
+        return e;
+    while (done < n) {
+        size_t chunk = may_queue(s, n - done);
+        if (!chunk)
             break;
-        }
-        if (!mux_list_empty(&m->waiters)) {     /* take turns */
-            if (!s->granted || s->quota == 0) {
-                mux_wait_add(s);
-                break;
-            }
-            if (chunk > s->quota)
-                chunk = s->quota;
-        }
         size_t k = put_data(s, p + done, chunk);
         if (!k) {
             if (!done)
@@ -259,19 +301,80 @@ static ssize_t stream_write(struct tnl_io *io, const void *buf, size_t n)
             break;
         }
         done += k;
-        s->scredit -= (uint32_t)k;
-        s->quota = s->quota > k ? s->quota - (uint32_t)k : 0;
     }
     if (!done)
         return n ? -EAGAIN : 0;
-    /* A full buffer goes out now rather than before the loop sleeps. */
-    if (m->out_head != m->out_tail && !m->write_blocked) {
-        int r = mux_out_flush(m);
-        if (r < 0)
-            mux_fail(m, r, "transport write failed");
-    }
-    mux_schedule(m);
+    queued_done(s->m);
     return (ssize_t)done;
+}
+
+/* Read without the copy (net/io.h): the first runs of unread bytes. */
+static ssize_t stream_peek(struct tnl_io *io, struct iovec *iov, int *n)
+{
+    struct mux_stream *s = (struct mux_stream *)io;
+    touch(s);
+    size_t got = mux_rq_peek(s, iov, n, MUX_PEEK_MAX);
+    if (got)
+        return (ssize_t)got;
+    if (s->rerr)
+        return s->rerr;
+    if (s->fin_recv)
+        return 0;
+    return -EAGAIN;
+}
+
+static void stream_consume(struct tnl_io *io, size_t n)
+{
+    struct mux_stream *s = (struct mux_stream *)io;
+    if (n && mux_rq_read(s, NULL, n))
+        mux_rq_consumed(s);
+}
+
+/* Write without the copy (net/io.h): room for one Data frame's payload at
+ * the tail of the session's queue; commit writes its header once the size
+ * is known. */
+static ssize_t stream_reserve(struct tnl_io *io, void **p, size_t n)
+{
+    struct mux_stream *s = (struct mux_stream *)io;
+    struct tnl_mux *m = s->m;
+    size_t got;
+    touch(s);
+    int e = write_state(s);
+    if (e)
+        return e;
+    size_t chunk = n ? may_queue(s, n) : 0;
+    if (!chunk)
+        return n ? -EAGAIN : 0;
+    size_t min = TNL_MUX_HDR_LEN + (chunk < 1024 ? chunk : 1024);
+    uint8_t *f = mux_out_reserve(m, TNL_MUX_HDR_LEN + chunk, min, &got);
+    if (!f)
+        return -ENOMEM;
+    m->resv = f;
+    m->resv_len = got - TNL_MUX_HDR_LEN;
+    *p = f + TNL_MUX_HDR_LEN;
+    return (ssize_t)m->resv_len;
+}
+
+static void stream_commit(struct tnl_io *io, size_t n)
+{
+    struct mux_stream *s = (struct mux_stream *)io;
+    struct tnl_mux *m = s->m;
+    uint8_t *f = m->resv;
+    if (!f)
+        return;
+    m->resv = NULL;
+    if (n > m->resv_len)
+        n = m->resv_len;
+    /* Give back what was not used (the header too when nothing was): the
+     * reservation is the very end of the queue's last buffer. */
+    size_t unused = m->resv_len - n + (n ? 0 : TNL_MUX_HDR_LEN);
+    m->out_tail->len -= unused;
+    m->out_bytes -= unused;
+    if (!n)
+        return;
+    tnl_mux_frame_encode(f, TNL_MUX_DATA, mux_take_open_flags(s), s->id, (uint32_t)n);
+    queued(s, n);
+    queued_done(m);
 }
 
 static int stream_shutdown(struct tnl_io *io)
@@ -342,6 +445,10 @@ static const struct tnl_io_ops stream_ops = {
     .shutdown = stream_shutdown,
     .want = stream_want,
     .close = stream_close,
+    .peek = stream_peek,
+    .consume = stream_consume,
+    .reserve = stream_reserve,
+    .commit = stream_commit,
 };
 
 uint32_t tnl_mux_stream_id(const struct tnl_io *io)

@@ -12,12 +12,30 @@
  *   while any of them holds.
  *   close(io, abort): abort = 1 resets the peer (TCP RST, yamux RST) instead of
  *   an orderly end. After close the io must not be used; it frees itself.
+ *
+ * Without the copy (optional: NULL where the endpoint keeps no buffer of its
+ * own; a mux stream has all four)
+ *   peek(io, iov, &n) is a read that leaves the bytes where they are: up to n
+ *   runs of them in iov[], n set to how many; the total (> 0), 0 (end of
+ *   stream), -EAGAIN or -errno is what read would return. consume(io, k)
+ *   then drops the first k bytes (k <= the total). Between the two the owner
+ *   may write to other endpoints, but must not read from, write to, or close
+ *   this one.
+ *   reserve(io, &p, n) is a write that lets the owner fill the endpoint's own
+ *   output: room for up to n bytes at *p, the count, or -EAGAIN / -errno as
+ *   write would return. commit(io, k) then sends the first k bytes put there
+ *   (0 cancels). Between the two nothing may be called on io, nor on anything
+ *   that shares its output (another stream of the same session): read only
+ *   from an endpoint that stands alone, a socket.
+ *   writev(io, iov, n) is write over several runs at once (a socket: one
+ *   system call); without it tnl_io_writev writes the runs one by one.
  */
 #ifndef TNL_IO_H
 #define TNL_IO_H
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 enum { TNL_IO_READ = 1, TNL_IO_WRITE = 2 };
 
@@ -33,6 +51,11 @@ struct tnl_io_ops {
     /* Optional: why the last read or write failed, in words (a TLS alert
      * from the peer, say), or NULL when the errno says it all. */
     const char *(*error)(struct tnl_io *io);
+    ssize_t (*peek)(struct tnl_io *io, struct iovec *iov, int *n);
+    void (*consume)(struct tnl_io *io, size_t n);
+    ssize_t (*reserve)(struct tnl_io *io, void **p, size_t n);
+    void (*commit)(struct tnl_io *io, size_t n);
+    ssize_t (*writev)(struct tnl_io *io, const struct iovec *iov, int n);
 };
 
 struct tnl_io {
@@ -50,6 +73,23 @@ static inline ssize_t tnl_io_read(struct tnl_io *io, void *buf, size_t n)
 static inline ssize_t tnl_io_write(struct tnl_io *io, const void *buf, size_t n)
 {
     return io->ops->write(io, buf, n);
+}
+
+/* Write n runs: a count (possibly short), -EAGAIN or -errno, as write. */
+static inline ssize_t tnl_io_writev(struct tnl_io *io, const struct iovec *iov, int n)
+{
+    if (io->ops->writev)
+        return io->ops->writev(io, iov, n);
+    size_t done = 0;
+    for (int i = 0; i < n; i++) {
+        ssize_t w = io->ops->write(io, iov[i].iov_base, iov[i].iov_len);
+        if (w < 0)
+            return done ? (ssize_t)done : w;
+        done += (size_t)w;
+        if ((size_t)w < iov[i].iov_len)
+            break;
+    }
+    return (ssize_t)done;
 }
 
 static inline void tnl_io_want(struct tnl_io *io, int events)

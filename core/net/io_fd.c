@@ -49,6 +49,19 @@ static ssize_t fd_write(struct tnl_io *io, const void *buf, size_t n)
     return r;
 }
 
+static ssize_t fd_writev(struct tnl_io *io, const struct iovec *iov, int n)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+    ssize_t r;
+    do {
+        r = sendmsg(f->fd, &mh, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return r;
+}
+
 static int fd_shutdown(struct tnl_io *io)
 {
     struct io_fd *f = (struct io_fd *)io;
@@ -87,6 +100,7 @@ static const struct tnl_io_ops fd_ops = {
     .kind = "tcp",
     .read = fd_read,
     .write = fd_write,
+    .writev = fd_writev,
     .shutdown = fd_shutdown,
     .want = fd_want,
     .close = fd_close,

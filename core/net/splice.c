@@ -12,6 +12,10 @@
  * connections: fairness without a syscall round-trip per buffer. */
 enum { PUMP_ROUNDS = 4 };
 
+/* Runs of a source's own buffer written with one call (move_peek): a mux
+ * stream's runs are frames of up to 64 KiB. */
+enum { PEEK_RUNS = 8 };
+
 /* Record the first failure; the done callback runs from settle(), the last
  * thing an entry point does, so that it may free the splice. */
 static void fail(struct tnl_splice *s, int err, char side)
@@ -49,7 +53,109 @@ static int flush(struct tnl_splice *s, struct tnl_splice_dir *d)
     return 1;
 }
 
-/* Move bytes in one direction until it blocks; sets want_read / want_write. */
+/* One read from the source into a fresh copy buffer. 1: go on (bytes or
+ * EOF), 0: the source is empty (want_read set), -1 after fail(). */
+static int fill(struct tnl_splice *s, struct tnl_splice_dir *d)
+{
+    d->buf = tnl_buf_get();
+    if (!d->buf) {
+        fail(s, -ENOMEM, side_of(s, d->from));
+        return -1;
+    }
+    ssize_t r = tnl_io_read(d->from, d->buf->data, d->buf->cap);
+    if (r == -EAGAIN) {
+        tnl_buf_put(d->buf);
+        d->buf = NULL;
+        d->want_read = 1;
+        return 0;
+    }
+    if (r < 0) {
+        fail(s, (int)r, side_of(s, d->from));
+        return -1;
+    }
+    if (r == 0)
+        d->eof = 1;
+    d->buf->len = (size_t)r;
+    return 1;
+}
+
+/* From a source that keeps its own buffer (a mux stream): write its bytes
+ * from where they are, several runs (frames) per system call, and drop what
+ * the destination took. 1: go on, 0: wait (want set), -1 after fail(). */
+static int move_peek(struct tnl_splice *s, struct tnl_splice_dir *d)
+{
+    struct iovec iov[PEEK_RUNS];
+    int n = PEEK_RUNS;
+    ssize_t r = d->from->ops->peek(d->from, iov, &n);
+    if (r == -EAGAIN) {
+        d->want_read = 1;
+        return 0;
+    }
+    if (r < 0) {
+        fail(s, (int)r, side_of(s, d->from));
+        return -1;
+    }
+    if (r == 0) {
+        d->eof = 1;
+        return 1;
+    }
+    ssize_t w = tnl_io_writev(d->to, iov, n);
+    if (w == -EAGAIN || w == 0) {
+        d->want_write = 1;
+        return 0;
+    }
+    if (w < 0) {
+        fail(s, (int)w, side_of(s, d->to));
+        return -1;
+    }
+    d->from->ops->consume(d->from, (size_t)w);
+    d->bytes += (uint64_t)w;
+    s->last_active = tnl_now();
+    if (w < r) {
+        d->want_write = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Into a destination that keeps its own buffer (a mux stream): read the
+ * source straight into the room it reserved. Only a socket source: its read
+ * cannot touch the destination's output queue (net/io.h). */
+static int move_reserve(struct tnl_splice *s, struct tnl_splice_dir *d)
+{
+    void *p;
+    ssize_t room = d->to->ops->reserve(d->to, &p, tnl_buf_size());
+    if (room == -EAGAIN || room == 0) {
+        d->want_write = 1;
+        return 0;
+    }
+    if (room < 0) {
+        fail(s, (int)room, side_of(s, d->to));
+        return -1;
+    }
+    ssize_t r = tnl_io_read(d->from, p, (size_t)room);
+    d->to->ops->commit(d->to, r > 0 ? (size_t)r : 0);
+    if (r == -EAGAIN) {
+        d->want_read = 1;
+        return 0;
+    }
+    if (r < 0) {
+        fail(s, (int)r, side_of(s, d->from));
+        return -1;
+    }
+    if (r == 0) {
+        d->eof = 1;
+        return 1;
+    }
+    d->bytes += (uint64_t)r;
+    s->last_active = tnl_now();
+    return 1;
+}
+
+/* Move bytes in one direction until it blocks; sets want_read / want_write.
+ * A buffer in flight (the prefill, or what the destination did not take) is
+ * written first; then bytes move without a copy buffer when an end keeps its
+ * own (peek, reserve), else through one. */
 static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
 {
     d->want_read = d->want_write = 0;
@@ -72,25 +178,11 @@ static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
             }
             return;
         }
-        d->buf = tnl_buf_get();
-        if (!d->buf) {
-            fail(s, -ENOMEM, side_of(s, d->from));
+        int r = d->from->ops->peek ? move_peek(s, d)
+              : d->to->ops->reserve && tnl_io_fd(d->from) >= 0 ? move_reserve(s, d)
+              : fill(s, d);
+        if (r <= 0)
             return;
-        }
-        ssize_t r = tnl_io_read(d->from, d->buf->data, d->buf->cap);
-        if (r == -EAGAIN) {
-            tnl_buf_put(d->buf);
-            d->buf = NULL;
-            d->want_read = 1;
-            return;
-        }
-        if (r < 0) {
-            fail(s, (int)r, side_of(s, d->from));
-            return;
-        }
-        if (r == 0)
-            d->eof = 1;
-        d->buf->len = (size_t)r;
     }
     /* Out of rounds with more to do: come back on the next readiness event
      * (level-triggered, so at once if the destination can take more). */

@@ -10,6 +10,14 @@
  * write side: the other direction keeps flowing until it ends too. When both
  * directions have ended the splice is done; an error on either side ends it at
  * once (the owner then resets both).
+ *
+ * No copy buffer where an end keeps a buffer of its own (net/io.h: peek and
+ * reserve, a mux stream): a stream's received bytes are written to the
+ * destination from where they are and dropped as they are taken; a socket
+ * is read straight into the room a stream reserved in its session's output.
+ * Either saves a memcpy of every byte (the relay's upload direction, the
+ * agent's download direction), and the rule above holds: nothing is read
+ * that cannot be written.
  */
 #ifndef TNL_SPLICE_H
 #define TNL_SPLICE_H
