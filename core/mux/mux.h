@@ -115,6 +115,9 @@ struct tnl_mux_stats {
 
 void tnl_mux_stats(const struct tnl_mux *m, struct tnl_mux_stats *out);
 
+/* Free the receive chunks kept for reuse across sessions (shutdown, tests). */
+void tnl_mux_pool_drain(void);
+
 /* Why the session ended (the text on_close gets, which may name the
  * transport's own error, a TLS alert say), or NULL while it runs. Streams
  * killed by the end learn of it before on_close: their owners ask here. */

@@ -43,6 +43,7 @@ enum {
     MUX_BORROW_MAX = 32,            /* zero-copy payload slices per read pass */
     MUX_CHUNK_MIN = 1024,
     MUX_CHUNK_MAX = 64 * 1024,
+    MUX_CHUNK_POOL = 32,            /* full-size chunks kept for reuse (2 MiB) */
     MUX_PEEK_MAX = 256 * 1024,      /* bytes a peek hands out at once (one write's worth) */
 };
 

@@ -24,6 +24,50 @@
 
 #include "mux/mux_int.h"
 
+/* Full-size chunks are kept for reuse (up to MUX_CHUNK_POOL, process-wide):
+ * a bulk stream whose reader falls behind copies megabytes into chunks and
+ * frees them as it catches up, and through malloc each such burst grew and
+ * trimmed the heap again, a page fault per 4 KiB (measured: a fault for
+ * every ~60 KiB the agent forwarded). Smaller chunks go back to malloc. */
+static struct mux_chunk *chunk_pool;
+static unsigned chunk_pooled;
+
+static struct mux_chunk *chunk_new(uint32_t cap)
+{
+    struct mux_chunk *c = chunk_pool;
+    if (cap == MUX_CHUNK_MAX && c) {
+        chunk_pool = c->next;
+        chunk_pooled--;
+    } else if (!(c = malloc(sizeof *c + cap))) {
+        return NULL;
+    }
+    c->next = NULL;
+    c->off = c->len = 0;
+    c->cap = cap;
+    return c;
+}
+
+static void chunk_free(struct mux_chunk *c)
+{
+    if (c->cap != MUX_CHUNK_MAX || chunk_pooled >= MUX_CHUNK_POOL) {
+        free(c);
+        return;
+    }
+    c->next = chunk_pool;
+    chunk_pool = c;
+    chunk_pooled++;
+}
+
+void tnl_mux_pool_drain(void)
+{
+    while (chunk_pool) {
+        struct mux_chunk *c = chunk_pool;
+        chunk_pool = c->next;
+        free(c);
+    }
+    chunk_pooled = 0;
+}
+
 /* Append a copy of p[0..n) to the chunks. */
 static int chunk_copy(struct mux_stream *s, const uint8_t *p, uint32_t n)
 {
@@ -43,13 +87,10 @@ static int chunk_copy(struct mux_stream *s, const uint8_t *p, uint32_t n)
                  : s->rqueued > MUX_CHUNK_MAX ? MUX_CHUNK_MAX : s->rqueued;
     if (cap < n)
         cap = n;
-    struct mux_chunk *c = malloc(sizeof *c + cap);
+    struct mux_chunk *c = chunk_new(cap);
     if (!c)
         return -ENOMEM;
-    c->next = NULL;
-    c->off = 0;
     c->len = n;
-    c->cap = cap;
     memcpy(c->data, p, n);
     if (t)
         t->next = c;
@@ -150,7 +191,7 @@ size_t mux_rq_read(struct mux_stream *s, uint8_t *out, size_t n)
             s->rq_head = c->next;
             if (!s->rq_head)
                 s->rq_tail = NULL;
-            free(c);
+            chunk_free(c);
         }
     }
     while (got < n && s->b_head >= 0) {
@@ -178,7 +219,7 @@ void mux_rq_clear(struct mux_stream *s)
     while (s->rq_head) {
         struct mux_chunk *c = s->rq_head;
         s->rq_head = c->next;
-        free(c);
+        chunk_free(c);
     }
     s->rq_tail = NULL;
     for (int i = s->b_head; i >= 0; i = m->borrow[i].next) {

@@ -268,5 +268,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(streams_live == 0);   /* every owner was told and closed its stream */
     CHECK(tr == NULL);          /* the transport was closed */
     tnl_buf_pool_drain();
+    tnl_mux_pool_drain();
     return 0;
 }

@@ -381,6 +381,7 @@ static int teardown(void **state)
 {
     (void)state;
     tnl_buf_pool_drain();
+    tnl_mux_pool_drain();
     return 0;
 }
 

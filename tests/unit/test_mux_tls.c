@@ -502,6 +502,7 @@ static int teardown(void **state)
     unlink(cert_path);
     unlink(key_path);
     tnl_buf_pool_drain();
+    tnl_mux_pool_drain();
     return 0;
 }
 
