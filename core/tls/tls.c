@@ -305,7 +305,7 @@ static int sock_write(BIO *b, const char *data, size_t len, size_t *written)
     ssize_t r;
     BIO_clear_retry_flags(b);
     do {
-        r = send(t->fd, data, len, MSG_NOSIGNAL | (t->more && !getenv("TNL_NOMORE") ? MSG_MORE : 0));
+        r = send(t->fd, data, len, MSG_NOSIGNAL | (t->more ? MSG_MORE : 0));
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
