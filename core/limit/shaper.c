@@ -59,6 +59,25 @@ static void turn_window(struct tnl_shaper *s, double now)
     }
 }
 
+/* The burst in force (smaller over quota), and the chunk a paused reader
+ * waits for: enough to move a useful amount, not a byte at a time. */
+static double burst_of(const struct tnl_shaper *s)
+{
+    return s->over_quota ? (s->cfg.trickle / 4 > 4096 ? s->cfg.trickle / 4 : 4096) : s->cfg.burst;
+}
+
+static double chunk_of(const struct tnl_shaper *s)
+{
+    double burst = burst_of(s);
+    return burst / 4 > 1024 ? burst / 4 : 1024;
+}
+
+double tnl_shaper_turn(const struct tnl_shaper *s)
+{
+    double rate = tnl_shaper_rate(s);
+    return rate > 0 ? chunk_of(s) / rate : 0;
+}
+
 size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *wait)
 {
     turn_window(s, now);
@@ -66,7 +85,7 @@ size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *w
     *wait = 0;
     if (rate <= 0)
         return want;
-    double burst = s->over_quota ? (s->cfg.trickle / 4 > 4096 ? s->cfg.trickle / 4 : 4096) : s->cfg.burst;
+    double burst = burst_of(s);
     s->tokens += (now - s->at) * rate;
     if (s->tokens > burst)
         s->tokens = burst;
@@ -77,10 +96,8 @@ size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *w
             share = 1;
         return want < (size_t)share ? want : (size_t)share;
     }
-    /* Wait for enough tokens to move a useful chunk, not a byte at a time. */
-    double chunk = burst / 4 > 1024 ? burst / 4 : 1024;
     tnl_metrics.shaper_waits++;
-    *wait = (chunk - s->tokens) / rate;
+    *wait = (chunk_of(s) - s->tokens) / rate;
     if (*wait < 0.001)
         *wait = 0.001;
     return 0;

@@ -43,9 +43,12 @@ void tnl_shaper_unref(struct tnl_shaper *s);
 /* How many of `want` bytes may pass now (0: wait *wait seconds). */
 size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *wait);
 /* A reader pauses for tokens (on = 1) or resumes (on = 0). While readers
- * wait, whoever reads takes only a fair part of the tokens, so that the first
- * to wake does not take everything each time and starve the others. */
+ * wait, whoever reads takes only a fair part of the tokens, then pauses for
+ * one turn (tnl_shaper_turn: the time a paused reader waits for a useful
+ * chunk) behind the others, so that the first to wake does not take
+ * everything each time and starve them. */
 void tnl_shaper_wait(struct tnl_shaper *s, int on);
+double tnl_shaper_turn(const struct tnl_shaper *s);
 /* Account for n bytes that passed. */
 void tnl_shaper_consume(struct tnl_shaper *s, size_t n);
 

@@ -44,6 +44,15 @@ static void set_blocked(struct io_shaped *s, int on)
         tnl_shaper_wait(s->sh[i], on);
 }
 
+static void pause_for(struct io_shaped *s, double seconds)
+{
+    set_blocked(s, 1);
+    apply_want(s);
+    ev_timer_stop(tnl_ev, &s->wake);
+    ev_timer_set(&s->wake, seconds, 0);
+    ev_timer_start(tnl_ev, &s->wake);
+}
+
 static void wake_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
@@ -80,17 +89,22 @@ static ssize_t shaped_read(struct tnl_io *io, void *buf, size_t n)
             longest = wait;
     }
     if (allow == 0) {
-        set_blocked(s, 1);
-        apply_want(s);
-        ev_timer_stop(tnl_ev, &s->wake);
-        ev_timer_set(&s->wake, longest, 0);
-        ev_timer_start(tnl_ev, &s->wake);
+        pause_for(s, longest);
         return -EAGAIN;
     }
+    /* Others wait on one of our limits: after this read, our turn is over
+     * and we queue up behind them. */
+    double turn = 0;
+    for (int i = 0; i < s->nsh; i++)
+        if (s->sh[i]->waiting > 0 && tnl_shaper_turn(s->sh[i]) > turn)
+            turn = tnl_shaper_turn(s->sh[i]);
     ssize_t r = tnl_io_read(s->inner, buf, allow);
-    if (r > 0)
+    if (r > 0) {
         for (int i = 0; i < s->nsh; i++)
             tnl_shaper_consume(s->sh[i], (size_t)r);
+        if (turn > 0)
+            pause_for(s, turn);
+    }
     return r;
 }
 
