@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "unit_loop.h"
 
 #include "loop/loop.h"
 #include "mux/mux.h"
@@ -31,23 +32,6 @@
 #include "util/log.h"
 
 /* ---- helpers: time, loop, content ------------------------------------------ */
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* Run the loop until cond holds; fail after secs. */
-#define RUN_UNTIL(cond, secs) do { \
-        double end_ = mono() + (secs); \
-        while (!(cond)) { \
-            if (mono() > end_) \
-                fail_msg("timed out waiting for %s", #cond); \
-            tnl_loop_step(0.005); \
-        } \
-    } while (0)
 
 static void run_for(double secs)
 {

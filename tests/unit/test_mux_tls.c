@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "unit.h"
+#include "unit_loop.h"
 
 #include "loop/loop.h"
 #include "mux/mux.h"
@@ -32,22 +33,6 @@
 #include "tls/tls.h"
 #include "util/buf.h"
 #include "util/log.h"
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-#define RUN_UNTIL(cond, secs) do { \
-        double end_ = mono() + (secs); \
-        while (!(cond)) { \
-            if (mono() > end_) \
-                fail_msg("timed out waiting for %s", #cond); \
-            tnl_loop_step(0.005); \
-        } \
-    } while (0)
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {
