@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "http/exchange.h"
 #include "http/request.h"
 #include "loop/loop.h"
 #include "net/io.h"
@@ -23,56 +24,17 @@ enum { REQ_MAX = TNL_HTTP_HEAD_MAX, MGMT_TIMEOUT = 10 };
 static struct tnl_mgmt_cfg cfg;
 static struct tnl_listener listener = { .fd = -1 };
 
-struct mgmt_conn {
-    struct tnl_io *io;
-    ev_timer timer;
-    char src[TNL_ADDR_STR_MAX];
-    char *out;
-    size_t out_len, out_off;
-    size_t len;
-    uint8_t buf[REQ_MAX];
-};
-
-static void conn_free(struct mgmt_conn *c)
+static void respond(struct tnl_http_exchange *x, int status, const char *type, const char *extra,
+                    const char *body, size_t len)
 {
-    ev_timer_stop(tnl_ev, &c->timer);
-    tnl_io_close(c->io, 0);
-    free(c->out);
-    sodium_memzero(c->buf, c->len);     /* a bearer token may be in there */
-    free(c);
+    char *out = malloc(len + 512);
+    size_t n = out ? tnl_http_response(out, len + 512, status, type, extra, body, len) : 0;
+    tnl_http_exchange_send(x, out, n);
 }
 
-static void write_ready(struct tnl_io *io, int events)
+static void respond_text(struct tnl_http_exchange *x, int status, const char *text)
 {
-    struct mgmt_conn *c = io->owner;
-    while (c->out_off < c->out_len) {
-        ssize_t w = tnl_io_write(io, c->out + c->out_off, c->out_len - c->out_off);
-        if (w == -EAGAIN)
-            return;
-        if (w <= 0)
-            break;
-        c->out_off += (size_t)w;
-    }
-    io->ops->shutdown(io);
-    conn_free(c);
-}
-
-static void respond(struct mgmt_conn *c, int status, const char *type, const char *extra, const char *body,
-                    size_t len)
-{
-    c->out = malloc(len + 512);
-    c->out_len = c->out ? tnl_http_response(c->out, len + 512, status, type, extra, body, len) : 0;
-    if (!c->out_len) {
-        conn_free(c);
-        return;
-    }
-    c->io->ready = write_ready;
-    tnl_io_want(c->io, TNL_IO_WRITE);
-}
-
-static void respond_text(struct mgmt_conn *c, int status, const char *text)
-{
-    respond(c, status, "text/plain; charset=utf-8",
+    respond(x, status, "text/plain; charset=utf-8",
             status == 401 ? "WWW-Authenticate: Bearer realm=\"tunnel management\"\r\n" : NULL, text, strlen(text));
 }
 
@@ -86,17 +48,17 @@ static int authorized(const struct tnl_http_req *req)
     return sodium_memcmp(tok.p, cfg.token, cfg.token_len) == 0;
 }
 
-static void serve(struct mgmt_conn *c, const struct tnl_http_req *req)
+static void serve(struct tnl_http_exchange *x, const struct tnl_http_req *req)
 {
     struct tnl_jsonw j;
     tnl_metrics.mgmt_requests++;
     if (!authorized(req)) {
         tnl_metrics.mgmt_denied++;
-        respond_text(c, 401, "401 Unauthorized: a valid Bearer token is required\n");
+        respond_text(x, 401, "401 Unauthorized: a valid Bearer token is required\n");
         return;
     }
     if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-        respond_text(c, 405, "405 Method Not Allowed: GET only\n");
+        respond_text(x, 405, "405 Method Not Allowed: GET only\n");
         return;
     }
     size_t pl = req->path.n;
@@ -108,55 +70,39 @@ static void serve(struct mgmt_conn *c, const struct tnl_http_req *req)
     if (pl == 7 && memcmp(path, "/health", 7) == 0) {
         int up = !tnl_loop_draining();
         const char *body = up ? "{\"status\":\"ok\"}\n" : "{\"status\":\"draining\"}\n";
-        respond(c, up ? 200 : 503, "application/json", NULL, body, strlen(body));
+        respond(x, up ? 200 : 503, "application/json", NULL, body, strlen(body));
     } else if (pl == 7 && memcmp(path, "/status", 7) == 0) {
         tnl_mgmt_status(&j);
         if (j.failed)
-            respond_text(c, 500, "out of memory\n");
+            respond_text(x, 500, "out of memory\n");
         else
-            respond(c, 200, "application/json", NULL, j.buf, j.len);
+            respond(x, 200, "application/json", NULL, j.buf, j.len);
     } else if (pl == 8 && memcmp(path, "/metrics", 8) == 0) {
         tnl_mgmt_metrics(&j);
         if (j.failed)
-            respond_text(c, 500, "out of memory\n");
+            respond_text(x, 500, "out of memory\n");
         else
-            respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, j.buf, j.len);
+            respond(x, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, j.buf, j.len);
     } else {
-        respond_text(c, 404, "404 Not Found: try /health, /status or /metrics\n");
+        respond_text(x, 404, "404 Not Found: try /health, /status or /metrics\n");
     }
     tnl_jsonw_free(&j);
 }
 
-static void read_ready(struct tnl_io *io, int events)
+static void on_data(struct tnl_http_exchange *x, const uint8_t *buf, size_t len, int full)
 {
-    struct mgmt_conn *c = io->owner;
     struct tnl_http_req req;
     const char *why = NULL;
-    ssize_t r = tnl_io_read(io, c->buf + c->len, sizeof c->buf - c->len);
-    if (r == -EAGAIN)
+    enum tnl_sniff_status st = tnl_http_parse_request(buf, len, 0, &req, &why);
+    if (st == TNL_SNIFF_NEED_MORE && !full)
         return;
-    if (r <= 0) {
-        conn_free(c);
-        return;
-    }
-    c->len += (size_t)r;
-    enum tnl_sniff_status st = tnl_http_parse_request(c->buf, c->len, 0, &req, &why);
-    if (st == TNL_SNIFF_NEED_MORE && c->len < sizeof c->buf)
-        return;
-    tnl_io_want(io, 0);
-    ev_timer_stop(tnl_ev, &c->timer);
-    if (st != TNL_SNIFF_MATCH) {
-        respond_text(c, 400, "400 Bad Request\n");
-        return;
-    }
-    serve(c, &req);
+    if (st != TNL_SNIFF_MATCH)
+        respond_text(x, 400, "400 Bad Request\n");
+    else
+        serve(x, &req);
 }
 
-static void timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop; (void)revents;
-    conn_free(w->data);
-}
+static const struct tnl_http_exchange_cbs exchange_cbs = { .data = on_data };
 
 /* Refusals by the ACL are logged at most once a second, with a count. */
 static void log_denied(const char *src)
@@ -182,31 +128,26 @@ static void log_denied(const char *src)
 static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
 {
     (void)l; (void)plen;
-    struct mgmt_conn *c = calloc(1, sizeof *c);
-    struct tnl_io *io = c ? tnl_io_fd_new(fd) : NULL;
+    struct tnl_http_exchange *x = tnl_http_exchange_new(REQ_MAX, MGMT_TIMEOUT, peer, &exchange_cbs, NULL);
+    struct tnl_io *io = x ? tnl_io_fd_new(fd) : NULL;
     if (!io) {
-        if (!c)
+        if (x)
+            tnl_http_exchange_free(x);      /* tnl_io_fd_new closed fd */
+        else
             close(fd);
-        free(c);
         return;
     }
-    c->io = io;
-    io->owner = c;
-    tnl_addr_format(peer, c->src, sizeof c->src);
-    ev_timer_init(&c->timer, timeout_cb, MGMT_TIMEOUT, 0);
-    c->timer.data = c;
-    ev_timer_start(tnl_ev, &c->timer);
+    tnl_http_exchange_attach(x, io);
     int allowed = 0;
     for (int i = 0; i < cfg.nallow && !allowed; i++)
         allowed = tnl_cidr_match(&cfg.allow[i], peer);
     if (!allowed) {
         tnl_metrics.mgmt_denied++;
-        log_denied(c->src);
-        respond_text(c, 403, "403 Forbidden: your address is not in the management ACL\n");
+        log_denied(x->src);
+        respond_text(x, 403, "403 Forbidden: your address is not in the management ACL\n");
         return;
     }
-    io->ready = read_ready;
-    tnl_io_want(io, TNL_IO_READ);
+    tnl_http_exchange_read(x);
 }
 
 int tnl_mgmt_configure(const struct tnl_mgmt_cfg *next, char *err, size_t cap)
