@@ -32,21 +32,61 @@ static char side_of(struct tnl_splice *s, struct tnl_io *io)
     return io == s->a ? 'a' : 'b';
 }
 
+/* What a read from the source returned: 1 go on (bytes, or EOF: eof set),
+ * 0 the source is empty (want_read set), -1 after fail(). */
+static int read_result(struct tnl_splice *s, struct tnl_splice_dir *d, ssize_t r)
+{
+    if (r == -EAGAIN) {
+        d->want_read = 1;
+        return 0;
+    }
+    if (r < 0) {
+        fail(s, (int)r, side_of(s, d->from));
+        return -1;
+    }
+    if (r == 0)
+        d->eof = 1;
+    return 1;
+}
+
+/* What a write to the destination returned: 1 bytes went (counted), 0 the
+ * destination is full (want_write set), -1 after fail(). */
+static int write_result(struct tnl_splice *s, struct tnl_splice_dir *d, ssize_t w)
+{
+    if (w == -EAGAIN || w == 0) {
+        d->want_write = 1;
+        return 0;
+    }
+    if (w < 0) {
+        fail(s, (int)w, side_of(s, d->to));
+        return -1;
+    }
+    d->bytes += (uint64_t)w;
+    s->last_active = tnl_now();
+    return 1;
+}
+
+/* The source ended: pass the half-close on (once). */
+static void shut_to(struct tnl_splice *s, struct tnl_splice_dir *d)
+{
+    if (d->shut)
+        return;
+    d->shut = 1;
+    int r = d->to->ops->shutdown(d->to);
+    if (r < 0 && r != -ENOTCONN)
+        fail(s, r, side_of(s, d->to));
+}
+
 /* Write what is buffered. Returns 1 when the buffer was emptied, 0 when the
  * destination is full, -1 after fail(). */
 static int flush(struct tnl_splice *s, struct tnl_splice_dir *d)
 {
     while (d->buf && tnl_buf_pending(d->buf) > 0) {
         ssize_t w = tnl_io_write(d->to, d->buf->data + d->buf->off, tnl_buf_pending(d->buf));
-        if (w == -EAGAIN || w == 0)
-            return 0;
-        if (w < 0) {
-            fail(s, (int)w, side_of(s, d->to));
-            return -1;
-        }
+        int k = write_result(s, d, w);
+        if (k <= 0)
+            return k;
         d->buf->off += (size_t)w;
-        d->bytes += (uint64_t)w;
-        s->last_active = tnl_now();
     }
     tnl_buf_put(d->buf);
     d->buf = NULL;
@@ -63,20 +103,14 @@ static int fill(struct tnl_splice *s, struct tnl_splice_dir *d)
         return -1;
     }
     ssize_t r = tnl_io_read(d->from, d->buf->data, d->buf->cap);
-    if (r == -EAGAIN) {
+    int k = read_result(s, d, r);
+    if (k == 0) {
         tnl_buf_put(d->buf);
         d->buf = NULL;
-        d->want_read = 1;
-        return 0;
+    } else if (k > 0) {
+        d->buf->len = (size_t)r;
     }
-    if (r < 0) {
-        fail(s, (int)r, side_of(s, d->from));
-        return -1;
-    }
-    if (r == 0)
-        d->eof = 1;
-    d->buf->len = (size_t)r;
-    return 1;
+    return k;
 }
 
 /* From a source that keeps its own buffer (a mux stream): write its bytes
@@ -87,30 +121,14 @@ static int move_peek(struct tnl_splice *s, struct tnl_splice_dir *d)
     struct iovec iov[PEEK_RUNS];
     int n = PEEK_RUNS;
     ssize_t r = d->from->ops->peek(d->from, iov, &n);
-    if (r == -EAGAIN) {
-        d->want_read = 1;
-        return 0;
-    }
-    if (r < 0) {
-        fail(s, (int)r, side_of(s, d->from));
-        return -1;
-    }
-    if (r == 0) {
-        d->eof = 1;
-        return 1;
-    }
+    int k = read_result(s, d, r);
+    if (k <= 0 || r == 0)
+        return k;
     ssize_t w = tnl_io_writev(d->to, iov, n);
-    if (w == -EAGAIN || w == 0) {
-        d->want_write = 1;
-        return 0;
-    }
-    if (w < 0) {
-        fail(s, (int)w, side_of(s, d->to));
-        return -1;
-    }
+    k = write_result(s, d, w);
+    if (k <= 0)
+        return k;
     d->from->ops->consume(d->from, (size_t)w);
-    d->bytes += (uint64_t)w;
-    s->last_active = tnl_now();
     if (w < r) {
         d->want_write = 1;
         return 0;
@@ -125,31 +143,16 @@ static int move_reserve(struct tnl_splice *s, struct tnl_splice_dir *d)
 {
     void *p;
     ssize_t room = d->to->ops->reserve(d->to, &p, tnl_buf_size());
-    if (room == -EAGAIN || room == 0) {
-        d->want_write = 1;
-        return 0;
-    }
-    if (room < 0) {
-        fail(s, (int)room, side_of(s, d->to));
-        return -1;
-    }
+    if (room <= 0)
+        return write_result(s, d, room);   /* 0 or -EAGAIN: full; else broken */
     ssize_t r = tnl_io_read(d->from, p, (size_t)room);
     d->to->ops->commit(d->to, r > 0 ? (size_t)r : 0);
-    if (r == -EAGAIN) {
-        d->want_read = 1;
-        return 0;
+    int k = read_result(s, d, r);
+    if (k > 0 && r > 0) {
+        d->bytes += (uint64_t)r;
+        s->last_active = tnl_now();
     }
-    if (r < 0) {
-        fail(s, (int)r, side_of(s, d->from));
-        return -1;
-    }
-    if (r == 0) {
-        d->eof = 1;
-        return 1;
-    }
-    d->bytes += (uint64_t)r;
-    s->last_active = tnl_now();
-    return 1;
+    return k;
 }
 
 /* Move bytes in one direction until it blocks; sets want_read / want_write.
@@ -160,22 +163,10 @@ static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
 {
     d->want_read = d->want_write = 0;
     for (int round = 0; round < PUMP_ROUNDS; round++) {
-        int f = flush(s, d);
-        if (f < 0)
+        if (flush(s, d) <= 0)
             return;
-        if (f == 0) {
-            d->want_write = 1;
-            return;
-        }
         if (d->eof) {
-            if (!d->shut) {
-                d->shut = 1;
-                int r = d->to->ops->shutdown(d->to);
-                if (r < 0 && r != -ENOTCONN) {
-                    fail(s, r, side_of(s, d->to));
-                    return;
-                }
-            }
+            shut_to(s, d);
             return;
         }
         int r = d->from->ops->peek ? move_peek(s, d)
@@ -191,12 +182,7 @@ static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
     } else if (d->eof) {
         tnl_buf_put(d->buf);
         d->buf = NULL;
-        if (!d->shut) {
-            d->shut = 1;
-            int r = d->to->ops->shutdown(d->to);
-            if (r < 0 && r != -ENOTCONN)
-                fail(s, r, side_of(s, d->to));
-        }
+        shut_to(s, d);
     } else {
         d->want_read = 1;
     }
