@@ -409,12 +409,11 @@ _tunnel_started() {
 # ---------------------------------------------------------------------------
 # Servers
 
-# start_http NAME PORT BODY [LISTEN]: nginx serving $WORK/NAME/ (index.html is
-# BODY, with no newline), every answer marked "X-Backend: NAME". LISTEN
-# defaults to 127.0.0.1:PORT ("[::1]:PORT" for IPv6).
-start_http() {
-  local name=$1 port=$2 body=$3 listen=${4:-127.0.0.1:$2}
-  local dir=$WORK/$name
+# nginx_site NAME LISTEN BODY: $WORK/NAME/ with index.html (BODY, no newline)
+# and an nginx.conf serving it on LISTEN, every answer marked
+# "X-Backend: NAME" (start_http here, ns_http in tunnel_lib.sh).
+nginx_site() {
+  local name=$1 listen=$2 body=$3 dir=$WORK/$1
   mkdir -p "$dir/www" "$dir/tmp" "$dir/logs"
   printf '%s' "$body" > "$dir/www/index.html"
   cat > "$dir/nginx.conf" <<EOF
@@ -426,6 +425,8 @@ error_log stderr warn;
 events { worker_connections 1024; }
 http {
   access_log off;
+  sendfile on;
+  client_max_body_size 0;
   client_body_temp_path $dir/tmp/body;
   proxy_temp_path $dir/tmp/proxy;
   fastcgi_temp_path $dir/tmp/fastcgi;
@@ -440,6 +441,13 @@ http {
   }
 }
 EOF
+}
+
+# start_http NAME PORT BODY [LISTEN]: nginx serving BODY (nginx_site). LISTEN
+# defaults to 127.0.0.1:PORT ("[::1]:PORT" for IPv6).
+start_http() {
+  local name=$1 port=$2 dir=$WORK/$1
+  nginx_site "$name" "${4:-127.0.0.1:$2}" "$3"
   start "$name" nginx -e stderr -p "$dir" -c "$dir/nginx.conf"
   wait_port "$port" 10 || { diag "nginx $name did not listen on $port" "$(cat "$WORK/$name.log")"; return 1; }
 }

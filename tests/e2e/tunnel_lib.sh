@@ -298,36 +298,10 @@ listening_of() { in_ns ss -Hltunp | grep -E "pid=$1,"; }
 ns_port_listening() { [ -n "$(in_ns ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
 ns_wait_port() { wait_until "${2:-10}" ns_port_listening "$1"; }
 
-# ns_http NAME PORT BODY: nginx serving $WORK/NAME/www (index.html = BODY).
+# ns_http NAME PORT BODY: nginx in the namespace serving BODY (nginx_site).
 ns_http() {
-  local name=$1 port=$2 body=$3 dir=$WORK/$1
-  mkdir -p "$dir/www" "$dir/tmp" "$dir/logs"
-  printf '%s' "$body" > "$dir/www/index.html"
-  cat > "$dir/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log stderr warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  client_max_body_size 0;
-  client_body_temp_path $dir/tmp/body;
-  proxy_temp_path $dir/tmp/proxy;
-  fastcgi_temp_path $dir/tmp/fastcgi;
-  uwsgi_temp_path $dir/tmp/uwsgi;
-  scgi_temp_path $dir/tmp/scgi;
-  keepalive_timeout 30s;
-  server {
-    listen 127.0.0.1:$port backlog=4096;
-    root $dir/www;
-    add_header X-Backend $name always;
-    location / { }
-  }
-}
-EOF
+  local name=$1 port=$2 dir=$WORK/$1
+  nginx_site "$name" "127.0.0.1:$port backlog=4096" "$3"
   start "$name" "${IN_NS[@]}" nginx -e stderr -p "$dir" -c "$dir/nginx.conf"
   ns_wait_port "$port" 10 || { diag "nginx $name did not listen on $port" "$(cat "$WORK/$name.log")"; return 1; }
 }
