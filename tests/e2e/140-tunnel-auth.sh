@@ -97,6 +97,18 @@ start_poller poller good.web.test "$P_PUB"
 hs_failures() { jcount "$RLOG" event=handshake_failed; }
 hs_more_than() { [ "$(hs_failures)" -gt "$1" ]; }
 new_failure() { jfield "$RLOG" reason event=handshake_failed | sed -n "$(($1 + 1)),\$p" | head -n 1; }
+# expect_refused N DESC ERE: the relay logs a handshake failure after the
+# first N, with a reason matching ERE.
+expect_refused() {
+  local why
+  if wait_until 5 hs_more_than "$1"; then
+    why=$(new_failure "$1")
+    expect_match "$2" "$3" "$why"
+    diag "relay: $why"
+  else
+    not_ok "$2" "no new handshake_failed in the relay's log" "$(tail -n 5 "$RLOG")"
+  fi
+}
 
 # --- no certificate -------------------------------------------------------------
 n=$(hs_failures)
@@ -105,13 +117,7 @@ n=$(hs_failures)
 out=$(sleep 0.5 | timeout 10 openssl s_client -connect "$RELAY_IP:$P_AG" -servername relay.test \
   -CAfile "$TPKI/ca/ca.crt" -tls1_3 2>&1)
 expect_match "no client certificate: s_client gets the relay's alert" 'alert certificate required' "$out"
-if wait_until 5 hs_more_than "$n"; then
-  why=$(new_failure "$n")
-  expect_match "no client certificate: refused, with the reason logged" 'certificate' "$why"
-  diag "relay: $why"
-else
-  not_ok "no client certificate: the relay logs a handshake_failed" "$(tail -n 5 "$RLOG")"
-fi
+expect_refused "$n" "no client certificate: refused, with the reason logged" 'certificate'
 check "... no session was opened for it" test "$(sessions "$RLOG")" = 1
 
 # --- a certificate from another CA (s_client, then an agent) -----------------------
@@ -119,22 +125,10 @@ n=$(hs_failures)
 out=$(sleep 0.5 | timeout 10 openssl s_client -connect "$RELAY_IP:$P_AG" -servername relay.test \
   -CAfile "$TPKI/ca/ca.crt" -cert "$TPKI/rogue/rogue.crt" -key "$TPKI/rogue/rogue.key" -tls1_3 2>&1)
 expect_match "a certificate from another CA: s_client gets the relay's alert" 'alert (unknown ca|bad certificate)' "$out"
-if wait_until 5 hs_more_than "$n"; then
-  why=$(new_failure "$n")
-  expect_match "a certificate from another CA (s_client): refused, reason logged" 'certif|unknown ca|verif' "$why"
-  diag "relay: $why"
-else
-  not_ok "a certificate from another CA (s_client): the relay logs a handshake_failed" "$(tail -n 5 "$RLOG")"
-fi
+expect_refused "$n" "a certificate from another CA (s_client): refused, reason logged" 'certif|unknown ca|verif'
 n=$(hs_failures)
 start_agent rogue "$WORK/rogue.lua" || bail "the rogue agent did not start"
-if wait_until 5 hs_more_than "$n"; then
-  why=$(new_failure "$n")
-  expect_match "an agent whose certificate is from another CA: refused, reason logged" 'certif|unknown ca|verif' "$why"
-  diag "relay: $why"
-else
-  not_ok "an agent whose certificate is from another CA is refused" "$(tail -n 5 "$RLOG")"
-fi
+expect_refused "$n" "an agent whose certificate is from another CA: refused, reason logged" 'certif|unknown ca|verif'
 # The agent's operator must learn why too: the relay's alert (unknown CA,
 # bad certificate) in the reason of the agent's failure line.
 wait_jlog "$WORK/rogue.log" 5 'event~^agent_(connect_failed|disconnected)$'
@@ -148,13 +142,7 @@ expect_eq "... nor its name" 404 "$(hcode rogue.web.test "$P_PUB")"
 # --- an expired certificate (and a valid one made the same way) ------------------------
 n=$(hs_failures)
 start_agent expired "$WORK/expired.lua" || bail "the expired agent did not start"
-if wait_until 5 hs_more_than "$n"; then
-  why=$(new_failure "$n")
-  expect_match "an expired certificate: refused, reason logged" 'expired' "$why"
-  diag "relay: $why"
-else
-  not_ok "an expired certificate is refused" "$(tail -n 5 "$RLOG")"
-fi
+expect_refused "$n" "an expired certificate: refused, reason logged" 'expired'
 stop expired
 check "... it never got a session" test "$(sessions "$RLOG" expired)" = 0
 start_agent handmade "$WORK/handmade.lua" || bail "the handmade agent did not start"
