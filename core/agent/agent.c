@@ -69,7 +69,7 @@ void tnl_agent_cfg_unref(struct tnl_agent_cfg *cfg)
 static const char *relay_str(struct tnl_agent *a, char *buf, size_t cap)
 {
     const struct tnl_hostport *hp = &a->cfg->relays[a->relay_idx % a->cfg->nrelays];
-    snprintf(buf, cap, hp->bracketed ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
+    tnl_hostport_format(hp, buf, cap);
     return buf;
 }
 
@@ -277,7 +277,7 @@ static void try_connect(struct tnl_agent *a)
     a->session++;
     a->state = TNL_AGENT_CONNECTING;
     tnl_connect_start(&a->connect, &a->cfg->relays[a->relay_idx % a->cfg->nrelays], a->cfg->connect_timeout,
-                      tcp_done, a);
+                      NULL, 0, tcp_done, a);
 }
 
 int tnl_agent_send(struct tnl_agent *a, const char *line, size_t len)

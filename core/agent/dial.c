@@ -34,6 +34,7 @@ struct tnl_dial {
     char src[TNL_ADDR_STR_MAX], dst[TNL_ADDR_STR_MAX];
     const struct tnl_agent_service *svc;
     int send_proxy;
+    size_t early_sent;                  /* bytes of buf sent with the connect */
     struct tnl_hostport target;
     struct tnl_connect connect;
     struct tnl_splice splice;
@@ -52,7 +53,7 @@ static void dial_free(struct tnl_dial *d, int abort, const char *why)
         tnl_log_uint(&l, "stream", tnl_mux_stream_id(d->stream));
         tnl_log_str(&l, "service", d->service);
         tnl_log_str(&l, "src", d->src);
-        tnl_log_uint(&l, "bytes_in", d->splice.ab.bytes);
+        tnl_log_uint(&l, "bytes_in", d->splice.ab.bytes + d->early_sent);
         tnl_log_uint(&l, "bytes_out", d->splice.ba.bytes);
         tnl_log_num(&l, "duration", tnl_now() - d->started);
         tnl_log_str(&l, "reason", why);
@@ -99,6 +100,17 @@ static void local_connected(struct tnl_connect *cn, int fd, const char *err)
         dial_free(d, 1, "out of memory");
         return;
     }
+    struct tnl_buf *b = d->buf;
+    d->buf = NULL;
+    b->off += cn->early_sent;           /* gone out with the connect */
+    d->early_sent = cn->early_sent;
+    tnl_splice_start(&d->splice, d->stream, d->local, b, 0, splice_done, d);
+}
+
+/* What the local service gets first: our PROXY v2 header (send_proxy), then
+ * the bytes that followed the relay's header. */
+static void first_bytes(struct tnl_dial *d)
+{
     if (d->send_proxy && !d->ph.local) {
         uint8_t hdr[64];
         int n = tnl_proxy_v2_write(hdr, sizeof hdr, (struct sockaddr *)&d->ph.src,
@@ -108,9 +120,6 @@ static void local_connected(struct tnl_connect *cn, int fd, const char *err)
             memcpy(d->buf->data + d->buf->off, hdr, (size_t)n);
         }
     }
-    struct tnl_buf *b = d->buf;
-    d->buf = NULL;
-    tnl_splice_start(&d->splice, d->stream, d->local, b, 0, splice_done, d);
 }
 
 void tnl_dial_target(struct tnl_dial *d, const struct tnl_hostport *hp)
@@ -123,7 +132,9 @@ void tnl_dial_target(struct tnl_dial *d, const struct tnl_hostport *hp)
         return;
     }
     d->target = *hp;
-    tnl_connect_start(&d->connect, hp, d->agent->cfg->connect_timeout, local_connected, d);
+    first_bytes(d);
+    tnl_connect_start(&d->connect, hp, d->agent->cfg->connect_timeout, d->buf->data + d->buf->off,
+                      tnl_buf_pending(d->buf), local_connected, d);
 }
 
 void tnl_dial_refuse(struct tnl_dial *d, const char *why)

@@ -37,7 +37,7 @@ void tnl_lua_agent_event(struct tnl_agent *a, const char *event, const char *why
     lua_pushstring(W, event);
     if (strcmp(event, "connected") == 0 || strcmp(event, "reconfigured") == 0) {
         tnl_lua_push_identity(W, &a->relay_id);
-        snprintf(relay, sizeof relay, hp->bracketed ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
+        tnl_hostport_format(hp, relay, sizeof relay);
         lua_pushstring(W, relay);
         dispatch(a, 3);
     } else {
@@ -311,7 +311,7 @@ static int l_agent_status(lua_State *L)
     if (!a)
         return 0;
     const struct tnl_hostport *hp = &a->cfg->relays[a->relay_idx % a->cfg->nrelays];
-    snprintf(relay, sizeof relay, hp->bracketed ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
+    tnl_hostport_format(hp, relay, sizeof relay);
     lua_createtable(L, 0, 8);
     lua_pushstring(L, a->cfg->name);
     lua_setfield(L, -2, "name");

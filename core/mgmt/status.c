@@ -150,7 +150,7 @@ static void agents(struct tnl_jsonw *j)
     for (struct tnl_agent *a = tnl_agents; a; a = a->next) {
         const struct tnl_hostport *hp = &a->cfg->relays[a->relay_idx % a->cfg->nrelays];
         char relay[300];
-        snprintf(relay, sizeof relay, hp->bracketed ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
+        tnl_hostport_format(hp, relay, sizeof relay);
         tnl_jsonw_obj(j, NULL);
         tnl_jsonw_str(j, "name", a->cfg->name);
         tnl_jsonw_str(j, "state", agent_state(a->state));

@@ -33,11 +33,31 @@ static void finish(struct tnl_connect *c, int fd, const char *err)
 
 static void try_next(struct tnl_connect *c);
 
+/* The early bytes on a connect in progress: 1 sent (some or all: the
+ * connection is up), 0 not yet (no early bytes, or the handshake is still on:
+ * wait for writability), -errno the connect failed. */
+static int send_early(struct tnl_connect *c)
+{
+    if (!c->early_len)
+        return 0;
+    ssize_t r;
+    do {
+        r = send(c->fd, c->early, c->early_len, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r > 0) {
+        c->early_sent = (size_t)r;
+        return 1;
+    }
+    if (r == 0 || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN)
+        return 0;
+    return -errno;
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop; (void)revents;
     struct tnl_connect *c = w->data;
-    int rc = tnl_sock_connect_result(c->fd);
+    int rc = c->early_sent ? 0 : tnl_sock_connect_result(c->fd);
     ev_io_stop(tnl_ev, &c->w);
     if (rc == 0) {
         finish(c, c->fd, NULL);
@@ -59,9 +79,22 @@ static void try_next(struct tnl_connect *c)
             continue;
         }
         c->fd = fd;
-        ev_io_set(&c->w, fd, EV_WRITE);
-        ev_io_start(tnl_ev, &c->w);
-        return;
+        int rc = send_early(c);
+        if (rc > 0) {
+            /* Up already: done runs from the loop's pending queue, without
+             * the socket ever being watched for writability. */
+            ev_io_set(&c->w, fd, EV_WRITE);
+            ev_feed_event(tnl_ev, &c->w, EV_WRITE);
+            return;
+        }
+        if (rc == 0) {
+            ev_io_set(&c->w, fd, EV_WRITE);
+            ev_io_start(tnl_ev, &c->w);
+            return;
+        }
+        snprintf(c->err, sizeof c->err, "connect to %s: %s", c->target, strerror(-rc));
+        close(fd);
+        c->fd = -1;
     }
     finish(c, -1, c->err);
 }
@@ -102,16 +135,18 @@ static void deferred_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void tnl_connect_start(struct tnl_connect *c, const struct tnl_hostport *hp, double timeout,
-                       tnl_connect_fn done, void *owner)
+                       const void *early, size_t early_len, tnl_connect_fn done, void *owner)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     memset(c, 0, sizeof *c);
     c->fd = -1;
+    c->early = early;
+    c->early_len = early ? early_len : 0;
     c->done = done;
     c->owner = owner;
     c->active = 1;
-    snprintf(c->target, sizeof c->target, hp->bracketed ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
+    tnl_hostport_format(hp, c->target, sizeof c->target);
     ev_init(&c->w, io_cb);
     c->w.data = c;
     ev_timer_init(&c->deadline, deadline_cb, timeout, 0);

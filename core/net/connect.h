@@ -18,7 +18,8 @@
 struct tnl_connect;
 
 /* fd >= 0 on success (connected, non-blocking, TCP_NODELAY; the callee owns it);
- * fd < 0 with errmsg describing the failure. */
+ * fd < 0 with errmsg describing the failure. On success c->early_sent says
+ * how many of the early bytes have gone out already. */
 typedef void (*tnl_connect_fn)(struct tnl_connect *c, int fd, const char *errmsg);
 
 struct tnl_connect {
@@ -34,11 +35,18 @@ struct tnl_connect {
     void *owner;
     int active;
     int starting;
+    const void *early;          /* the caller's, untouched until done */
+    size_t early_len, early_sent;
 };
 
-/* Start connecting; done is called exactly once, never before this returns. */
+/* Start connecting; done is called exactly once, never before this returns.
+ * early (may be NULL) is what the caller will send first: it is sent as the
+ * connect is made, and when the socket takes it the connection is known to
+ * be up without waiting for it to turn writable (on loopback and in a LAN
+ * the handshake is often over by then). Nothing is sent to an address that
+ * refused; the caller sends whatever early_sent leaves over. */
 void tnl_connect_start(struct tnl_connect *c, const struct tnl_hostport *hp, double timeout,
-                       tnl_connect_fn done, void *owner);
+                       const void *early, size_t early_len, tnl_connect_fn done, void *owner);
 /* Stop without calling done. */
 void tnl_connect_cancel(struct tnl_connect *c);
 

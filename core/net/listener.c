@@ -43,8 +43,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             return;
         }
-        tnl_sock_nodelay(fd);
-        l->accepted++;
+        l->accepted++;          /* TCP_NODELAY: inherited from l->fd */
         l->on_accept(l, fd, (struct sockaddr *)&peer, plen);
     }
 }

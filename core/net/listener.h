@@ -1,7 +1,8 @@
 /*
  * listener.h — a listening TCP socket that hands accepted sockets to its owner.
  *
- * Accepted sockets are non-blocking, close-on-exec, TCP_NODELAY. When the
+ * Accepted sockets are non-blocking, close-on-exec, TCP_NODELAY (inherited
+ * from the listening socket). When the
  * process runs out of descriptors the listener pauses for a moment instead of
  * spinning on a readable socket it cannot accept from.
  */

@@ -28,6 +28,9 @@ int tnl_sock_listen(const struct sockaddr *sa, socklen_t len)
     /* "[::]:p" listens on IPv6 only, so that "0.0.0.0:p" can be declared beside it. */
     if (sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* Linux copies TCP_NODELAY into every socket accepted from this one:
+     * set once here, not by a setsockopt per connection. */
+    tnl_sock_nodelay(fd);
     if (bind(fd, sa, len) < 0 || listen(fd, TNL_LISTEN_BACKLOG) < 0) {
         int err = -errno;
         close(fd);

@@ -25,7 +25,7 @@ int tnl_sock_connect(const struct sockaddr *sa, socklen_t len);
 /* Result of a finished non-blocking connect: 0 or -errno (SO_ERROR). */
 int tnl_sock_connect_result(int fd);
 
-/* TCP_NODELAY on an accepted or connected socket. */
+/* TCP_NODELAY on a socket (listening sockets pass it on to those they accept). */
 void tnl_sock_nodelay(int fd);
 
 #endif

@@ -66,12 +66,18 @@ static int write_result(struct tnl_splice *s, struct tnl_splice_dir *d, ssize_t 
     return 1;
 }
 
-/* The source ended: pass the half-close on (once). */
+/* The source ended: pass the half-close on (once). When the other direction
+ * has already ended both ways, the splice is over and the owner is about to
+ * close both sockets: close() sends the FIN, so skip the shutdown call (only
+ * for a plain socket, whose close has no other ending to do). */
 static void shut_to(struct tnl_splice *s, struct tnl_splice_dir *d)
 {
     if (d->shut)
         return;
     d->shut = 1;
+    struct tnl_splice_dir *other = d == &s->ab ? &s->ba : &s->ab;
+    if (other->shut && tnl_io_fd(d->to) >= 0)
+        return;
     int r = d->to->ops->shutdown(d->to);
     if (r < 0 && r != -ENOTCONN)
         fail(s, r, side_of(s, d->to));
@@ -109,6 +115,7 @@ static int fill(struct tnl_splice *s, struct tnl_splice_dir *d)
         d->buf = NULL;
     } else if (k > 0) {
         d->buf->len = (size_t)r;
+        d->drained = r > 0 && (size_t)r < d->buf->cap;
     }
     return k;
 }
@@ -151,6 +158,7 @@ static int move_reserve(struct tnl_splice *s, struct tnl_splice_dir *d)
     if (k > 0 && r > 0) {
         d->bytes += (uint64_t)r;
         s->last_active = tnl_now();
+        d->drained = r < room;
     }
     return k;
 }
@@ -167,6 +175,11 @@ static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
             return;
         if (d->eof) {
             shut_to(s, d);
+            return;
+        }
+        if (d->drained) {
+            d->drained = 0;
+            d->want_read = 1;
             return;
         }
         int r = d->from->ops->peek ? move_peek(s, d)
@@ -234,6 +247,10 @@ void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
     s->ba.to = a;
     s->ab.buf = prefill;
     s->ab.eof = a_eof ? 1 : 0;
+    /* Nothing to read yet that readiness will not announce (splice.h); a
+     * stream's buffered bytes cost no system call to look at. */
+    s->ab.drained = !a->ops->peek;
+    s->ba.drained = !b->ops->peek;
     s->last_active = tnl_now();
     a->owner = s;
     b->owner = s;

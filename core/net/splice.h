@@ -11,6 +11,12 @@
  * directions have ended the splice is done; an error on either side ends it at
  * once (the owner then resets both).
  *
+ * A read that returns less than it asked for has emptied its source (a
+ * socket's receive queue, or what a TLS session holds): the direction then
+ * waits for readiness instead of asking again only to hear EAGAIN. Readiness
+ * is level-triggered, so whatever arrived in between is reported at once; a
+ * request-response exchange costs one read per message instead of two.
+ *
  * No copy buffer where an end keeps a buffer of its own (net/io.h: peek and
  * reserve, a mux stream): a stream's received bytes are written to the
  * destination from where they are and dropped as they are taken; a socket
@@ -37,6 +43,7 @@ struct tnl_splice_dir {
     unsigned shut : 1;          /* `to` was shut down for writing */
     unsigned want_read : 1;
     unsigned want_write : 1;
+    unsigned drained : 1;       /* `from` is empty for now: wait for ready, do not read again */
 };
 
 /* err = 0: both directions ended cleanly; < 0: -errno of the first failure,
@@ -60,6 +67,9 @@ struct tnl_splice {
  * read from a; the splice takes ownership of it. a_eof says a already ended
  * (it sent EOF while it was being sniffed). Sets a->ready and b->ready.
  * May call done before returning.
+ *
+ * Neither socket is read before it reports readiness: a's bytes so far are
+ * the prefill, and b has only just been connected.
  */
 void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
                       struct tnl_buf *prefill, int a_eof, tnl_splice_done_fn done, void *owner);

@@ -42,7 +42,8 @@ unsigned tnl_conn_count(void)
 
 static uint64_t client_bytes(const struct tnl_conn *c)
 {
-    return c->splice.ab.bytes >= c->proxy_sent ? c->splice.ab.bytes - c->proxy_sent : 0;
+    uint64_t sent = c->splice.ab.bytes + c->early_sent;
+    return sent >= c->proxy_sent ? sent - c->proxy_sent : 0;
 }
 
 void tnl_conn_live_bytes(const struct tnl_service *svc, uint64_t *in, uint64_t *out)
@@ -305,16 +306,21 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     ev_timer_start(tnl_ev, w);
 }
 
-/* The peek buffer becomes the first a->b buffer of the splice: the client's
- * bytes go out untouched, after our PROXY header if asked for. */
-static void start_splice(struct tnl_conn *c, struct tnl_io *up, int proxy)
+/* What the upstream gets first: the client's bytes untouched, after our
+ * PROXY header if asked for. */
+static void first_bytes(struct tnl_conn *c, int proxy)
+{
+    c->peek->off = TNL_PEEK_HEADROOM + c->proxy_len;
+    if (proxy)
+        prepend_proxy(c, c->peek);
+}
+
+/* The peek buffer (first_bytes) becomes the first a->b buffer of the splice. */
+static void start_splice(struct tnl_conn *c, struct tnl_io *up)
 {
     struct tnl_buf *b = c->peek;
     c->up = up;
     c->peek = NULL;
-    b->off = TNL_PEEK_HEADROOM + c->proxy_len;
-    if (proxy)
-        prepend_proxy(c, b);
     free_sniff_state(c);
     c->state = TNL_CONN_SPLICE;
     ev_timer_stop(tnl_ev, &c->timer);
@@ -340,7 +346,9 @@ static void connected(struct tnl_connect *cn, int fd, const char *err)
         reject(c, TNL_REJECT_UPSTREAM, "out of memory");
         return;
     }
-    start_splice(c, up, c->cfg->send_proxy);
+    c->peek->off += cn->early_sent;     /* gone out with the connect */
+    c->early_sent = cn->early_sent;
+    start_splice(c, up);
 }
 
 static void log_route(struct tnl_conn *c)
@@ -359,7 +367,9 @@ static void log_route(struct tnl_conn *c)
         tnl_log_str(&l, "service", c->service->name);
         tnl_log_str(&l, "agent", c->service->owner);
     } else {
-        tnl_log_str(&l, "upstream", c->connect.target);
+        char up[TNL_ADDR_HOST_MAX + 8];
+        tnl_hostport_format(&c->upstream, up, sizeof up);
+        tnl_log_str(&l, "upstream", up);
     }
     tnl_log_end(&l);
 }
@@ -401,7 +411,8 @@ void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc)
     tnl_service_ref(svc);
     log_route(c);
     shape(c, &st, svc);
-    start_splice(c, st, 1);
+    first_bytes(c, 1);
+    start_splice(c, st);
 }
 
 void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp)
@@ -409,8 +420,10 @@ void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp)
     c->hook = NULL;
     c->upstream = *hp;
     c->state = TNL_CONN_CONNECT;
-    tnl_connect_start(&c->connect, hp, c->cfg->connect_timeout, connected, c);
     log_route(c);
+    first_bytes(c, c->cfg->send_proxy);
+    tnl_connect_start(&c->connect, hp, c->cfg->connect_timeout, c->peek->data + c->peek->off,
+                      tnl_buf_pending(c->peek), connected, c);
 }
 
 /* ---- SNIFF --------------------------------------------------------------- */
@@ -632,7 +645,8 @@ static void sniff_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     reject(c, TNL_REJECT_CLOSE, why);
 }
 
-void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen)
+void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen,
+                     const struct sockaddr *local)
 {
     if (!tnl_admit_conn(peer, npending)) {
         close(fd);              /* refused before any work: counted and logged by admission */
@@ -658,7 +672,10 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
     c->t_start = tnl_now();
     memcpy(&c->src, peer, plen);
     socklen_t dlen = sizeof c->dst;
-    getsockname(fd, (struct sockaddr *)&c->dst, &dlen);
+    if (local)
+        memcpy(&c->dst, local, tnl_addr_len(local));
+    else
+        getsockname(fd, (struct sockaddr *)&c->dst, &dlen);
     tnl_addr_format((struct sockaddr *)&c->src, c->src_str, sizeof c->src_str);
     tnl_addr_format((struct sockaddr *)&c->dst, c->dst_str, sizeof c->dst_str);
     c->next = tnl_conns;

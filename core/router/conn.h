@@ -78,13 +78,17 @@ struct tnl_conn {
     struct tnl_token identity;          /* a verified Bearer token (token listeners), id[0] == 0 if none */
     struct tnl_splice splice;
     size_t proxy_sent;                  /* bytes of our PROXY header in the a->b count */
+    size_t early_sent;                  /* a->b bytes sent with the connect, not in the count */
 
     size_t lingered;                    /* bytes dropped while lingering */
     char reason[256];                   /* why it ended, for the close log */
 };
 
-/* A socket accepted on an entry (cfg is referenced by the connection). */
-void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen);
+/* A socket accepted on an entry (cfg is referenced by the connection) from
+ * peer, on the listener's address `local` (NULL for a wildcard address: the
+ * socket is then asked which one it was accepted on). */
+void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen,
+                     const struct sockaddr *local);
 
 /* The route hook decided: an upstream, or a rejection with a reason. */
 void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp);

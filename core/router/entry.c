@@ -4,6 +4,7 @@
 #include "router/entry.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,10 +60,20 @@ void tnl_entry_cfg_unref(struct tnl_entry_cfg *cfg)
     free(cfg);
 }
 
+/* A listener bound to one address accepts only on that one. */
+static int wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return 1;
+}
+
 static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
 {
     struct tnl_entry *e = l->owner;
-    tnl_conn_accept(e->cfg, fd, peer, plen);
+    tnl_conn_accept(e->cfg, fd, peer, plen, wildcard(&l->addr) ? NULL : (const struct sockaddr *)&l->addr);
 }
 
 static int same_addr(const struct sockaddr_storage *a, socklen_t alen,

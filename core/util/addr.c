@@ -152,3 +152,8 @@ void tnl_addr_format(const struct sockaddr *sa, char *out, size_t cap)
     int fam = format_ip(sa, ip, sizeof ip, &port);
     snprintf(out, cap, fam == 6 ? "[%s]:%u" : "%s:%u", ip, port);
 }
+
+void tnl_hostport_format(const struct tnl_hostport *hp, char *out, size_t cap)
+{
+    snprintf(out, cap, hp->bracketed ? "[%s]:%u" : "%s:%u", hp->host, hp->port);
+}

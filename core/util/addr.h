@@ -23,6 +23,9 @@ struct tnl_hostport {
 /* Split "host:port". Returns 0, or -EINVAL with *err a static message. */
 int tnl_hostport_parse(const char *s, size_t n, struct tnl_hostport *hp, const char **err);
 
+/* "host:port" again, "[v6]:port" when it was written so. */
+void tnl_hostport_format(const struct tnl_hostport *hp, char *out, size_t cap);
+
 /* Numeric host to sockaddr. Returns 0, or -EINVAL if the host is not an IP literal. */
 int tnl_addr_numeric(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len);
 
