@@ -79,7 +79,9 @@ static void fd_want(struct tnl_io *io, int events)
         ev_io_stop(tnl_ev, &f->w);
     }
     if (ev) {
-        ev_io_set(&f->w, f->fd, ev);
+        /* The fd is the one ev_io_init gave: modify, not set, so that libev
+         * does not re-register it with the kernel on every change of mind. */
+        ev_io_modify(&f->w, ev);
         ev_io_start(tnl_ev, &f->w);
     }
 }

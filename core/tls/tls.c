@@ -395,7 +395,7 @@ static void watch(struct tls_io *t)
         ev_io_stop(tnl_ev, &t->w);
     }
     if (ev) {
-        ev_io_set(&t->w, t->fd, ev);
+        ev_io_modify(&t->w, ev);    /* same fd: no forced re-registration */
         ev_io_start(tnl_ev, &t->w);
     }
 }
