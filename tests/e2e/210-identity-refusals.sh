@@ -30,7 +30,7 @@ P_AG=$(free_port); P_EN=$(free_port); P_PUB=$(free_port); P_AUTH=$(free_port)
 P_WEB=$(free_port); P_WEB2=$(free_port); P_SHOP=$(free_port)
 ns_http web "$P_WEB" "good agent's page" || bail "nginx"
 ns_http web2 "$P_WEB2" "another page" || bail "nginx 2"
-ns_http shop "$P_SHOP" "the db role's shop" || bail "nginx 3"
+ns_http shopweb "$P_SHOP" "the db role's shop" || bail "nginx 3"
 
 write_script "$WORK/relay.lua" <<EOF
 local tunnel = require "tunnel"

@@ -182,6 +182,12 @@ _release_ports() {
 # start NAME CMD...: run CMD in the background, stdout+stderr to $WORK/NAME.log.
 start() {
   local name=$1; shift
+  # One process per name: a second one would take over the name's PID and
+  # log, and the first would outlive the test (nobody would stop it).
+  if alive "$name"; then
+    echo "e2e: start $name: a process of that name is still running (pid ${_PIDS[$name]})" >&2
+    bail "two processes named $name"
+  fi
   # Truncate here, not in the child: a name started again must not let the
   # caller read the previous run's log before the child has opened it.
   : > "$WORK/$name.log"
