@@ -41,7 +41,7 @@ sys.dont_write_bytecode = True       # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 from common import (HTTP_HOST, NGINX_WORKERS, PROCS, REPS, ROOT, SECS, TUNNEL_CONFIG,  # noqa: E402
-                    BaseBench, fill, first_line, fmt, free_ports, held, proc_status, raise_nofile,
+                    BaseBench, Procs, fill, first_line, fmt, free_ports, held, proc_status, raise_nofile,
                     start_holdconns, stop_holdconns, table, wait_listening, workloads)
 
 # bench/profile.py reaches these through this module.
@@ -229,7 +229,9 @@ class Bench(BaseBench):
         self.proxy_proc["direct"] = None
         hp = self.proxy_proc["haproxy"].pid
         self.meta["haproxy_threads"] = proc_status(hp, "Threads")
-        self.meta["tunnel_threads"] = proc_status(self.proxy_proc["tunnel"].pid, "Threads")
+        tp = self.proxy_proc["tunnel"].pid
+        self.meta["tunnel_workers"] = len(Procs.descendants(tp)) or 1     # --workers: the parent supervises
+        self.meta["tunnel_threads"] = proc_status(tp, "Threads")
         self.meta["tunnel_rss_kib_at_start_main"] = proc_status(self.proxy_proc["tunnel"].pid, "VmRSS")
         self.measure([w for w in WORKLOADS if w != "memory"])
         for who in PROXIES:
@@ -313,10 +315,10 @@ class Bench(BaseBench):
                     "lrrrrlrrr", cpu)
         md.append("")
         md.append("CPU %% is the process's utime+stime over the run (100 = one core; the machine has %s "
-                  "CPUs, haproxy runs %s threads, the tunnel %s). Run-queue wait is the time its threads "
+                  "CPUs, haproxy runs %s threads, the tunnel %s worker process(es)). Run-queue wait is the time its threads "
                   "were runnable but had no CPU (schedstat): what the busy, shared machine took from it. "
                   "Cost is proxy CPU per unit of work, which does not depend on the CPU share it got."
-                  % (self.meta.get("cpus"), self.meta.get("haproxy_threads"), self.meta.get("tunnel_threads")))
+                  % (self.meta.get("cpus"), self.meta.get("haproxy_threads"), self.meta.get("tunnel_workers")))
         if mem:
             md += ["", "## Memory (medians of %d rounds, fresh process each round, %d idle spliced connections)"
                    % (REPS, CONNS), ""]
@@ -331,8 +333,8 @@ class Bench(BaseBench):
         m = self.meta
         return self.meta_head(elapsed) + [
             "tunnel: %s, `tunnel.config{ log_level = \"warn\" }` (per-connection info logs off), "
-            "route_table policy, %s thread(s)%s" % (
-                os.path.relpath(self.tunnel_bin, ROOT), m.get("tunnel_threads"),
+            "route_table policy, `--workers %s`: %s single-threaded process(es) serving%s" % (
+                os.path.relpath(self.tunnel_bin, ROOT), TUNNEL_WORKERS, m.get("tunnel_workers"),
                 "; EXPERIMENT, tunnel.config adds: %s" % TUNNEL_CONFIG if TUNNEL_CONFIG else ""),
             "haproxy: %s, `mode tcp`, no logging, %s threads observed%s" % (
                 m["haproxy_version"],
