@@ -34,7 +34,6 @@ struct tnl_dial {
     char src[TNL_ADDR_STR_MAX], dst[TNL_ADDR_STR_MAX];
     const struct tnl_agent_service *svc;
     int send_proxy;
-    size_t early_sent;                  /* bytes of buf sent with the connect */
     struct tnl_hostport target;
     struct tnl_connect connect;
     struct tnl_splice splice;
@@ -53,7 +52,7 @@ static void dial_free(struct tnl_dial *d, int abort, const char *why)
         tnl_log_uint(&l, "stream", tnl_mux_stream_id(d->stream));
         tnl_log_str(&l, "service", d->service);
         tnl_log_str(&l, "src", d->src);
-        tnl_log_uint(&l, "bytes_in", d->splice.ab.bytes + d->early_sent);
+        tnl_log_uint(&l, "bytes_in", d->splice.ab.bytes + d->connect.early_sent);
         tnl_log_uint(&l, "bytes_out", d->splice.ba.bytes);
         tnl_log_num(&l, "duration", tnl_now() - d->started);
         tnl_log_str(&l, "reason", why);
@@ -103,7 +102,6 @@ static void local_connected(struct tnl_connect *cn, int fd, const char *err)
     struct tnl_buf *b = d->buf;
     d->buf = NULL;
     b->off += cn->early_sent;           /* gone out with the connect */
-    d->early_sent = cn->early_sent;
     tnl_splice_start(&d->splice, d->stream, d->local, b, 0, splice_done, d);
 }
 

@@ -19,7 +19,8 @@ struct tnl_connect;
 
 /* fd >= 0 on success (connected, non-blocking, TCP_NODELAY; the callee owns it);
  * fd < 0 with errmsg describing the failure. On success c->early_sent says
- * how many of the early bytes have gone out already. */
+ * how many of the early bytes have gone out already; it keeps saying so until
+ * the next start, so an owner that embeds c counts them from there. */
 typedef void (*tnl_connect_fn)(struct tnl_connect *c, int fd, const char *errmsg);
 
 struct tnl_connect {

@@ -42,7 +42,7 @@ unsigned tnl_conn_count(void)
 
 static uint64_t client_bytes(const struct tnl_conn *c)
 {
-    uint64_t sent = c->splice.ab.bytes + c->early_sent;
+    uint64_t sent = c->splice.ab.bytes + c->connect.early_sent;   /* the connect sent the first */
     return sent >= c->proxy_sent ? sent - c->proxy_sent : 0;
 }
 
@@ -347,7 +347,6 @@ static void connected(struct tnl_connect *cn, int fd, const char *err)
         return;
     }
     c->peek->off += cn->early_sent;     /* gone out with the connect */
-    c->early_sent = cn->early_sent;
     start_splice(c, up);
 }
 

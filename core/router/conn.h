@@ -78,7 +78,6 @@ struct tnl_conn {
     struct tnl_token identity;          /* a verified Bearer token (token listeners), id[0] == 0 if none */
     struct tnl_splice splice;
     size_t proxy_sent;                  /* bytes of our PROXY header in the a->b count */
-    size_t early_sent;                  /* a->b bytes sent with the connect, not in the count */
 
     size_t lingered;                    /* bytes dropped while lingering */
     char reason[256];                   /* why it ended, for the close log */
