@@ -39,6 +39,14 @@ describe("tunnel.config limits", function()
       err_of(tunnel.config, { management = { tokenfile = "x" } }))
   end)
 
+  it("checks zero_copy", function()
+    assert.matches("option 'zero_copy' must be a boolean",
+      err_of(tunnel.config, { zero_copy = "yes" }))
+    assert.matches("unknown option 'zerocopy'; did you mean 'zero_copy'%?",
+      err_of(tunnel.config, { zerocopy = false }))
+    assert.has_no.errors(function() tunnel.config{ zero_copy = false } end)
+  end)
+
   it("accepts a complete table", function()
     -- Not under tunnel run: nothing is applied until a commit, so this is safe.
     assert.has_no.errors(function()

@@ -326,6 +326,9 @@ static int cmd_run(int argc, char **argv)
     }
     find_share();
     raise_nofile();
+    /* Every send says MSG_NOSIGNAL; splice(2) cannot (net/pipe.h): a peer
+     * that is gone is an EPIPE to handle, never a signal that kills us. */
+    signal(SIGPIPE, SIG_IGN);
     if (opt.workers > 1 && !opt.check) {
         int rc = tnl_workers_run(opt.workers);
         if (rc >= 0)

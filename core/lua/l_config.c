@@ -139,6 +139,10 @@ int tnl_l_config(lua_State *L)
         s->buffer_size = (size_t)v;
         s->has_buffer = 1;
     }
+    lua_getfield(L, 1, "zero_copy");
+    if (lua_isboolean(L, -1))
+        s->zero_copy = lua_toboolean(L, -1) ? 1 : -1;
+    lua_pop(L, 1);
     if (num(L, 1, "hook_instructions", &v))
         ctx->budget_instructions = (long)v;
     num(L, 1, "hook_timeout", &ctx->budget_seconds);

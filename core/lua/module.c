@@ -17,6 +17,7 @@
 #include "lua/hook.h"
 #include "mgmt/mgmt.h"
 #include "mux/mux.h"
+#include "net/pipe.h"
 #include "agent/agent.h"
 #include "lua/l_agent.h"
 #include "lua/l_relay.h"
@@ -73,6 +74,7 @@ void tnl_runtime_shutdown(void)
     tnl_mgmt_configure(NULL, err, sizeof err);
     tnl_ctx_set_current(NULL);      /* the last reference: lua_close */
     tnl_buf_pool_drain();
+    tnl_pipe_pool_drain();
     tnl_mux_pool_drain();
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "loop/loop.h"
+#include "net/pipe.h"
 #include "util/buf.h"
 
 struct tnl_defaults tnl_defaults = { TNL_LOG_INFO, 30.0, 0 };
@@ -28,6 +29,7 @@ void tnl_settings_apply(const struct tnl_settings *s, int serves)
     tnl_log_level = s->has_log_level ? s->log_level : tnl_defaults.log_level;
     tnl_drain_timeout = s->has_drain ? s->drain_timeout : tnl_defaults.drain_timeout;
     tnl_buf_set_size(s->has_buffer ? s->buffer_size : 128 * 1024);
+    tnl_pipe_enable(s->zero_copy >= 0);
     tnl_admission_configure(s->has_limits ? &s->limits : &tnl_limits_default);
     if (s->mgmt == 1 || (s->mgmt == 0 && tnl_defaults.mgmt_on && serves)) {
         struct tnl_mgmt_cfg m;

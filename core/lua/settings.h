@@ -1,6 +1,6 @@
 /*
  * settings.h — process settings a script gives with tunnel.config{}: log
- * level, drain deadline, copy buffer size, admission limits, the management
+ * level, drain deadline, copy buffer size, zero copy, admission limits, the management
  * endpoint. They belong to a script generation: recorded while it loads,
  * applied when it is committed, over the defaults (a setting the new script
  * no longer gives returns to its default). A host's live ctx applies them at
@@ -22,6 +22,7 @@ struct tnl_settings {
     double drain_timeout;
     int has_buffer;
     size_t buffer_size;
+    int zero_copy;              /* 0: not given (on), 1: on, -1: off */
     int has_limits;
     struct tnl_limits limits;
     int mgmt;                   /* 0: not given (default), 1: configured, -1: off */

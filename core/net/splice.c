@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "loop/loop.h"
+#include "net/pipe.h"
 
 /* Reads per readiness event and direction before yielding to other
  * connections: fairness without a syscall round-trip per buffer. */
@@ -99,6 +100,46 @@ static int flush(struct tnl_splice *s, struct tnl_splice_dir *d)
     return 1;
 }
 
+/* A full buffer's read means bulk: between two sockets, move the rest with
+ * splice(2) through a pipe (splice.h). Without one, go on copying. */
+static void zc_start(struct tnl_splice_dir *d)
+{
+    if (d->zc || d->zc_off)
+        return;
+    if (tnl_io_fd(d->from) < 0 || tnl_io_fd(d->to) < 0 || tnl_pipe_get(d->pipe, &d->pipe_cap) < 0) {
+        d->zc_off = 1;
+        return;
+    }
+    d->zc = 1;
+    d->piped = 0;
+}
+
+/* Write what the pipe holds. 1 when empty, 0 when the destination is full,
+ * -1 after fail(). */
+static int zc_flush(struct tnl_splice *s, struct tnl_splice_dir *d)
+{
+    while (d->piped > 0) {
+        ssize_t w = tnl_pipe_out(d->pipe[0], tnl_io_fd(d->to), d->piped);
+        int k = write_result(s, d, w);
+        if (k <= 0)
+            return k;
+        d->piped -= (size_t)w;
+    }
+    return 1;
+}
+
+/* One splice from the source into the (empty) pipe: as fill. */
+static int zc_fill(struct tnl_splice *s, struct tnl_splice_dir *d)
+{
+    ssize_t r = tnl_pipe_in(tnl_io_fd(d->from), d->pipe[1], d->pipe_cap);
+    int k = read_result(s, d, r);
+    if (k > 0 && r > 0) {
+        d->piped = (size_t)r;
+        d->drained = (size_t)r < d->pipe_cap;
+    }
+    return k;
+}
+
 /* One read from the source into a fresh copy buffer. 1: go on (bytes or
  * EOF), 0: the source is empty (want_read set), -1 after fail(). */
 static int fill(struct tnl_splice *s, struct tnl_splice_dir *d)
@@ -116,6 +157,8 @@ static int fill(struct tnl_splice *s, struct tnl_splice_dir *d)
     } else if (k > 0) {
         d->buf->len = (size_t)r;
         d->drained = r > 0 && (size_t)r < d->buf->cap;
+        if ((size_t)r == d->buf->cap)
+            zc_start(d);
     }
     return k;
 }
@@ -171,7 +214,7 @@ static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
 {
     d->want_read = d->want_write = 0;
     for (int round = 0; round < PUMP_ROUNDS; round++) {
-        if (flush(s, d) <= 0)
+        if (flush(s, d) <= 0 || zc_flush(s, d) <= 0)
             return;
         if (d->eof) {
             shut_to(s, d);
@@ -184,13 +227,14 @@ static void pump(struct tnl_splice *s, struct tnl_splice_dir *d)
         }
         int r = d->from->ops->peek ? move_peek(s, d)
               : d->to->ops->reserve && tnl_io_fd(d->from) >= 0 ? move_reserve(s, d)
+              : d->zc ? zc_fill(s, d)
               : fill(s, d);
         if (r <= 0)
             return;
     }
     /* Out of rounds with more to do: come back on the next readiness event
      * (level-triggered, so at once if the destination can take more). */
-    if (d->buf && tnl_buf_pending(d->buf) > 0) {
+    if ((d->buf && tnl_buf_pending(d->buf) > 0) || d->piped > 0) {
         d->want_write = 1;
     } else if (d->eof) {
         tnl_buf_put(d->buf);
@@ -262,9 +306,18 @@ void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
     settle(s);
 }
 
+static void release_dir(struct tnl_splice_dir *d)
+{
+    tnl_buf_put(d->buf);
+    d->buf = NULL;
+    if (d->zc)
+        tnl_pipe_put(d->pipe, d->piped);
+    d->zc = 0;
+    d->piped = 0;
+}
+
 void tnl_splice_release(struct tnl_splice *s)
 {
-    tnl_buf_put(s->ab.buf);
-    tnl_buf_put(s->ba.buf);
-    s->ab.buf = s->ba.buf = NULL;
+    release_dir(&s->ab);
+    release_dir(&s->ba);
 }

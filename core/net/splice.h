@@ -24,6 +24,14 @@
  * Either saves a memcpy of every byte (the relay's upload direction, the
  * agent's download direction), and the rule above holds: nothing is read
  * that cannot be written.
+ *
+ * Zero copy between two sockets (net/pipe.h): a direction whose read fills
+ * a whole copy buffer is carrying bulk, and from then on its bytes go
+ * socket -> pipe -> socket with splice(2), never through user space. The
+ * pipe plays the copy buffer's part: it is filled only when empty, and
+ * emptied before the half-close is passed on. Request-response traffic,
+ * whose messages are smaller than a buffer, stays on the copy path (one
+ * recv and one send per message beat two splices and a pipe).
  */
 #ifndef TNL_SPLICE_H
 #define TNL_SPLICE_H
@@ -44,6 +52,10 @@ struct tnl_splice_dir {
     unsigned want_read : 1;
     unsigned want_write : 1;
     unsigned drained : 1;       /* `from` is empty for now: wait for ready, do not read again */
+    unsigned zc : 1;            /* zero copy: bytes go through pipe[] */
+    unsigned zc_off : 1;        /* no pipe could be had: stay on the copy path */
+    int pipe[2];                /* while zc: read end, write end */
+    size_t pipe_cap, piped;     /* while zc: what the pipe holds, what is in it */
 };
 
 /* err = 0: both directions ended cleanly; < 0: -errno of the first failure,

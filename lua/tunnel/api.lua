@@ -176,6 +176,8 @@ local config_schema = {
     timeout = { "number", min = 0.001, max = 60 },
   } },
   buffer_size = { "integer", min = 4096, max = 16777216 },
+  -- Bulk between two sockets moves with splice(2), no copy (docs/operations.md).
+  zero_copy = { "boolean" },
   -- Admission: per source address token buckets and a cap on work in progress.
   limits = { "table", fields = {
     connections_per_ip = { "table", fields = bucket_schema },
@@ -190,7 +192,7 @@ local config_schema = {
   } },
 }
 
---- tunnel.config{ log_level, drain_timeout, hook_budget = {instructions, timeout}, buffer_size,
+--- tunnel.config{ log_level, drain_timeout, hook_budget = {instructions, timeout}, buffer_size, zero_copy,
 --                 limits = {connections_per_ip = {rate, burst}, handshakes_per_ip = {rate, burst},
 --                           max_pending_sniffs},
 --                 management = false | {addr, allow = {cidr...}, token_file} }
@@ -213,7 +215,7 @@ function M.config(opts)
   core.config{
     log_level = o.log_level, drain_timeout = o.drain_timeout,
     hook_instructions = hb.instructions, hook_timeout = hb.timeout,
-    buffer_size = o.buffer_size, limits = o.limits, management = o.management,
+    buffer_size = o.buffer_size, zero_copy = o.zero_copy, limits = o.limits, management = o.management,
   }
 end
 
