@@ -64,6 +64,8 @@ void tnl_ctx_unref(struct tnl_ctx *ctx)
     } else {
         for (int i = 0; i < ctx->nsniffers; i++)
             tnl_ctx_unref_value(ctx, ctx->sniffers[i].ref);
+        for (int i = 0; i < ctx->nspare; i++)
+            tnl_ctx_unref_value(ctx, ctx->spare_ref[i]);
         luaL_unref(ctx->L, LUA_REGISTRYINDEX, ctx->W_ref);
         lua_pushlightuserdata(ctx->L, (void *)&ctx_key);
         lua_pushnil(ctx->L);

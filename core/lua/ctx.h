@@ -35,6 +35,8 @@ struct tnl_lua_sniffer {
     int ref;                        /* match function, in the registry */
 };
 
+enum { TNL_HOOK_SPARE_MAX = 16 };
+
 struct tnl_entry_cfg;
 struct tnl_relay_cfg;
 struct tnl_agent_cfg;
@@ -63,6 +65,12 @@ struct tnl_ctx {
     /* hook budget: per hook invocation */
     long budget_instructions;
     double budget_seconds;
+
+    /* Lua threads of hooks that returned normally, for the next hooks
+     * (lua/hook.c): a thread per call costs an allocation and its GC. */
+    lua_State *spare[TNL_HOOK_SPARE_MAX];
+    int spare_ref[TNL_HOOK_SPARE_MAX];
+    int nspare;
 };
 
 /* Make a ctx around L. owned: close L with the ctx. Registers the ctx in L's

@@ -136,12 +136,26 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
+/* A thread whose function returned is as good as new (LuaJIT resumes a
+ * thread in status 0 with a fresh function on its stack): keep a few for
+ * the next hooks. One that raised or is suspended is dropped. */
+static void put_thread(struct tnl_ctx *ctx, lua_State *co, int ref, int returned)
+{
+    if (returned && lua_status(co) == 0 && ctx->nspare < TNL_HOOK_SPARE_MAX) {
+        lua_settop(co, 0);
+        ctx->spare[ctx->nspare] = co;
+        ctx->spare_ref[ctx->nspare++] = ref;
+        return;
+    }
+    luaL_unref(ctx->W, LUA_REGISTRYINDEX, ref);
+}
+
 static void finish(struct tnl_hook_run *r, int ok)
 {
     r->state = RUN_DONE;
     tnl_histogram_observe(&tnl_metrics.hook_latency[tnl_hook_kind_of(r->hook)], r->seconds);
     r->done(r->arg, r, ok);
-    luaL_unref(r->ctx->W, LUA_REGISTRYINDEX, r->co_ref);
+    put_thread(r->ctx, r->co, r->co_ref, ok);
     tnl_ctx_unref(r->ctx);
     free(r);
 }
@@ -204,8 +218,13 @@ struct tnl_hook_run *tnl_hook_prepare(struct tnl_ctx *ctx, int fn_ref, const cha
         return NULL;
     r->ctx = ctx;
     tnl_ctx_ref(ctx);
-    r->co = lua_newthread(ctx->W);
-    r->co_ref = luaL_ref(ctx->W, LUA_REGISTRYINDEX);
+    if (ctx->nspare > 0) {
+        r->co = ctx->spare[--ctx->nspare];
+        r->co_ref = ctx->spare_ref[ctx->nspare];
+    } else {
+        r->co = lua_newthread(ctx->W);
+        r->co_ref = luaL_ref(ctx->W, LUA_REGISTRYINDEX);
+    }
     r->fn_ref = fn_ref;
     r->hook = hook;
     r->conn = conn;
