@@ -60,8 +60,11 @@ def _extra_lines(var):
 HAPROXY_GLOBAL = _extra_lines("BENCH_HAPROXY_GLOBAL")        # e.g. "nbthread 1"
 HAPROXY_DEFAULTS = _extra_lines("BENCH_HAPROXY_DEFAULTS")    # e.g. "option splice-auto"
 # tunnel run --workers for the traffic workloads: "auto" = one per CPU, as
-# haproxy's default nbthread is. The memory workload always uses one process
-# (it measures per-connection memory of a single process).
+# haproxy's default nbthread is. New connections go to worker 1 until it is
+# busy (core/cli/pack.h): on this two-core machine, shared with wrk's two
+# threads and nginx, 50 keep-alive connections are served faster by one
+# process than split over two, while Connection: close needs both.
+# BENCH_TUNNEL_WORKERS=1 runs one process. The memory workload always uses one.
 TUNNEL_WORKERS = os.environ.get("BENCH_TUNNEL_WORKERS", "auto")
 ALL_WORKLOADS = ["iperf1", "iperf8", "wrk_ka", "wrk_close", "memory"]
 WORKLOADS = workloads(ALL_WORKLOADS)

@@ -26,6 +26,7 @@
 #include <luajit.h>
 
 #include "cli/cli.h"
+#include "cli/pack.h"
 #include "loop/loop.h"
 #include "lua/commit.h"
 #include "lua/hook.h"
@@ -343,6 +344,8 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "tunnel: cannot create the event loop\n");
         return 1;
     }
+    if (tnl_worker_index > 0)
+        tnl_pack_start(tnl_worker_index);
 
     char err[2048];
     struct tnl_ctx *ctx = load_script(err, sizeof err);

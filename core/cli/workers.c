@@ -1,9 +1,10 @@
 /*
  * workers.c — tunnel run --workers N: N processes serving the same router
  * script, each with its own event loop and Lua state, sharing the listening
- * ports through SO_REUSEPORT (the kernel spreads new connections). This is
- * for routers: relays and agents keep per-process state (sessions, exposed
- * names), so a worker refuses a script that declares them.
+ * ports through SO_REUSEPORT, with new connections packed onto worker 1
+ * until it is busy (cli/pack.h). This is for routers: relays and agents
+ * keep per-process state (sessions, exposed names), so a worker refuses a
+ * script that declares them.
  *
  * The parent only supervises: it forwards SIGTERM/SIGINT/SIGHUP to the
  * workers, restarts one that dies of a signal (not while stopping), and exits
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/pack.h"
 
 enum { WORKERS_MAX = 64 };
 
@@ -79,6 +81,9 @@ int tnl_workers_run(int n)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    if (tnl_pack_setup(nworkers) < 0)
+        fprintf(stderr, "{\"event\":\"workers\",\"level\":\"warn\",\"msg\":\"cannot share a page and sockets "
+                        "between workers (%s): connections are spread by hash\"}\n", strerror(errno));
     for (int i = 0; i < nworkers; i++) {
         if (spawn(i) == 0)
             return -1;

@@ -70,16 +70,34 @@ static int wildcard(const struct sockaddr_storage *ss)
     return 1;
 }
 
+int (*tnl_entry_accept_filter)(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen);
+
+void tnl_entry_serve(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen)
+{
+    tnl_conn_accept(e->cfg, fd, peer, plen, wildcard(&e->l.addr) ? NULL : (const struct sockaddr *)&e->l.addr);
+}
+
 static void on_accept(struct tnl_listener *l, int fd, const struct sockaddr *peer, socklen_t plen)
 {
     struct tnl_entry *e = l->owner;
-    tnl_conn_accept(e->cfg, fd, peer, plen, wildcard(&l->addr) ? NULL : (const struct sockaddr *)&l->addr);
+    if (tnl_entry_accept_filter && !e->dynamic && tnl_entry_accept_filter(e, fd, peer, plen))
+        return;
+    tnl_entry_serve(e, fd, peer, plen);
 }
 
 static int same_addr(const struct sockaddr_storage *a, socklen_t alen,
                      const struct sockaddr_storage *b, socklen_t blen)
 {
     return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+struct tnl_entry *tnl_entry_find(const char *name, const struct sockaddr_storage *bind, socklen_t bindlen)
+{
+    for (struct tnl_entry *e = tnl_entries; e; e = e->next)
+        if (!e->dynamic && e->l.fd >= 0 && strcmp(e->cfg->name, name) == 0 &&
+            same_addr(&e->cfg->bind, e->cfg->bindlen, bind, bindlen))
+            return e;
+    return NULL;
 }
 
 static void log_listen(const char *event, struct tnl_entry *e)

@@ -93,6 +93,15 @@ struct tnl_entry *tnl_entry_by_handle(uint64_t handle);
 struct tnl_entry_cfg *tnl_entry_decl_by_handle(struct tnl_ctx *ctx, uint64_t handle);
 void tnl_entry_close(struct tnl_entry *e);
 
+/* A connection accepted on e is offered to the filter first (tunnel run
+ * --workers hands it to a sibling, cli/pack.c): 1 means it took fd, 0 that
+ * it is served here. NULL: always here. */
+extern int (*tnl_entry_accept_filter)(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen);
+/* Serve a connection accepted on e (or handed over for it). */
+void tnl_entry_serve(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen);
+/* The open entry of that name bound to that address, or NULL. */
+struct tnl_entry *tnl_entry_find(const char *name, const struct sockaddr_storage *bind, socklen_t bindlen);
+
 /* Stop accepting everywhere (drain). */
 void tnl_entries_close_all(void);
 

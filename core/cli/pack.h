@@ -1,0 +1,39 @@
+/*
+ * pack.h — tunnel run --workers: new connections go to worker 1 until it is
+ * busy, and only then to the others.
+ *
+ * SO_REUSEPORT spreads connections over the workers by a hash. On a machine
+ * whose cores the router shares with its clients and backends, a second
+ * process serving half the connections costs more (run-queue waits, smaller
+ * batches per wake-up) than it gives: 50 keep-alive connections all on one
+ * worker were served faster than split 25/25 or by hash. So a worker other
+ * than 1 that accepts a connection hands it to worker 1 (the descriptor over
+ * a unix socket, SCM_RIGHTS) while worker 1 is not busy, and serves it
+ * itself once worker 1 is: the extra workers are overflow, not peers.
+ *
+ * Busy is measured, not guessed: each worker publishes, every PACK_TICK, the
+ * fraction of that time its loop spent outside the poll (on a page the
+ * parent shares before forking). Worker N (N > 1) starts serving when worker
+ * 1 is above PACK_ON and goes back to handing off when the two of them
+ * together are below PACK_OFF; it also serves itself while worker 1 has not
+ * published for a second (restarting), while it drains, and whenever a
+ * handoff cannot be sent. A connection worker 1 cannot take (no listener of
+ * that name and address, say in the middle of a reload) is sent back and
+ * served where it was accepted: nothing is dropped.
+ */
+#ifndef TNL_PACK_H
+#define TNL_PACK_H
+
+#define PACK_TICK 0.1
+#define PACK_ON 0.85
+#define PACK_OFF 0.70
+
+/* In the parent, before forking n workers: the shared page and one socket
+ * pair per worker after the first. 0, or -1 (then workers share by hash). */
+int tnl_pack_setup(int n);
+
+/* In worker index (1..n), once its loop exists: keep only its own ends and
+ * start publishing and listening. */
+void tnl_pack_start(int index);
+
+#endif

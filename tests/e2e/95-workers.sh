@@ -1,0 +1,69 @@
+#!/bin/bash
+# 95-workers — tunnel run --workers 2: one port served by two processes, new
+# connections packed onto worker 1 until it is busy (core/cli/pack.h).
+# Unloaded, every connection is served by worker 1 (worker 2 hands over what
+# the kernel gives it); under a load that keeps worker 1 busy, worker 2
+# serves too; a worker killed by a signal is restarted and no request is
+# lost meanwhile; SIGTERM drains both and the parent exits 0.
+. "$(dirname "$0")/lib.sh"
+
+P_A=$(free_port); P_R=$(free_port)
+start_http web-a "$P_A" "backend A" || bail "nginx A"
+
+write_script "$WORK/router.lua" <<EOF
+local tunnel = require "tunnel"
+local route_table = require "policies.route_table"
+tunnel.config{ management = false }
+tunnel.listen{
+  name = "public",
+  addr = "127.0.0.1:$P_R",
+  route = route_table{ http = { ["a.test"] = "127.0.0.1:$P_A" } },
+}
+EOF
+start_tunnel router --workers 2 "$WORK/router.lua" || bail "the router did not start"
+LOG=$WORK/router.log
+URL=http://127.0.0.1:$P_R/
+wait_until 10 test "$(jcount "$LOG" event=start)" -ge 2 || bail "both workers did not start"
+check "the parent says 2 workers serve" jhas "$LOG" event=workers 'msg~^2 workers serving'
+
+# --- 1. unloaded: all on worker 1 ---------------------------------------------
+fails=0
+for i in $(seq 40); do
+  out=$(curl -sS --max-time 10 -H 'Host: a.test' "$URL" 2>&1)
+  [ "$out" = "backend A" ] || fails=$((fails + 1))
+done
+expect_eq "40 sequential requests through two workers: none fails" 0 "$fails"
+expect_eq "unloaded, worker 1 accepted all 40" 40 "$(jcount "$LOG" event=accept worker=1)"
+expect_eq "unloaded, worker 2 served none itself" 0 "$(jcount "$LOG" event=accept worker=2)"
+
+# --- 2. loaded: worker 2 serves what it accepts ---------------------------------
+wrk -t2 -c50 -d4s -H 'Host: a.test' -H 'Connection: close' "$URL" > "$WORK/wrk.out" 2>&1
+check "wrk ran ($(grep Requests/sec "$WORK/wrk.out"))" grep -q '^Requests/sec' "$WORK/wrk.out"
+check "wrk: no socket errors, no non-2xx answers" bash -c "! grep -q -e 'Socket errors' -e 'Non-2xx' '$WORK/wrk.out'"
+check "worker 2 logged that it serves what it accepts (worker 1 busy)" \
+  jhas "$LOG" event=worker_overflow worker=2 'msg~serves what it accepts'
+n2=$(jcount "$LOG" event=accept worker=2)
+check "under load worker 2 served connections itself ($n2)" test "$n2" -gt 0
+check "once the load is gone, worker 2 hands over again" \
+  wait_jlog "$LOG" 5 event=worker_overflow worker=2 'msg~hands new connections to worker 1'
+
+# --- 3. a worker killed: restarted, nothing lost ----------------------------------
+W1=$(jfield "$LOG" msg event=start worker=1 | sed -n 's/.*(pid \([0-9]*\)).*/\1/p' | head -n 1)
+[ -n "$W1" ] || bail "worker 1's pid is not in its start line"
+before=$(jcount "$LOG" event=start)
+kill -KILL "$W1"
+fails=0
+for i in $(seq 30); do
+  out=$(curl -sS --max-time 10 -H 'Host: a.test' "$URL" 2>&1)
+  [ "$out" = "backend A" ] || fails=$((fails + 1))
+  sleep 0.02
+done
+expect_eq "30 requests while worker 1 is killed and restarted: none fails" 0 "$fails"
+check "the parent restarted the killed worker" jhas "$LOG" event=worker_died
+check "a new worker started" test "$(jcount "$LOG" event=start)" -gt "$before"
+
+# --- 4. SIGTERM: both drain, the parent exits 0 ----------------------------------
+stop router
+expect_eq "SIGTERM: the parent exits 0" 0 "$EXIT_CODE"
+no_worker_left() { ! pgrep -f "[r]un --workers 2 $WORK/router.lua" > /dev/null; }
+check "no worker left running" no_worker_left
