@@ -78,6 +78,13 @@ double tnl_shaper_turn(const struct tnl_shaper *s)
     return rate > 0 ? chunk_of(s) / rate : 0;
 }
 
+double tnl_shaper_refill(const struct tnl_shaper *s)
+{
+    double rate = tnl_shaper_rate(s);
+    double t = rate > 0 ? (chunk_of(s) - s->tokens) / rate : 0;
+    return t > 0.001 ? t : (t > 0 ? 0.001 : 0);
+}
+
 size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *wait)
 {
     turn_window(s, now);

@@ -49,6 +49,10 @@ size_t tnl_shaper_allow(struct tnl_shaper *s, size_t want, double now, double *w
  * everything each time and starve them. */
 void tnl_shaper_wait(struct tnl_shaper *s, int on);
 double tnl_shaper_turn(const struct tnl_shaper *s);
+/* Seconds until a useful chunk is back in the bucket (0: it is there).
+ * A read that the bucket cut short pauses this long, rather than coming
+ * back at once for the few bytes that trickled in meanwhile. */
+double tnl_shaper_refill(const struct tnl_shaper *s);
 /* Account for n bytes that passed. */
 void tnl_shaper_consume(struct tnl_shaper *s, size_t n);
 

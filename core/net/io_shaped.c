@@ -102,6 +102,13 @@ static ssize_t shaped_read(struct tnl_io *io, void *buf, size_t n)
     if (r > 0) {
         for (int i = 0; i < s->nsh; i++)
             tnl_shaper_consume(s->sh[i], (size_t)r);
+        /* The bucket, not the source, cut this read short: it is empty now.
+         * Wait for a chunk instead of coming back at once (a level-triggered
+         * source is still readable) for the few bytes that trickle in. */
+        if (allow < n && (size_t)r == allow)
+            for (int i = 0; i < s->nsh; i++)
+                if (tnl_shaper_refill(s->sh[i]) > turn)
+                    turn = tnl_shaper_refill(s->sh[i]);
         if (turn > 0)
             pause_for(s, turn);
     }

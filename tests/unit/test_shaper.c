@@ -75,6 +75,31 @@ static void test_burst_then_wait(void **state)
     tnl_shaper_unref(s);
 }
 
+/* After a read that emptied the bucket: how long until a useful chunk is
+ * back (io_shaped.c pauses that long rather than dribble). */
+static void test_refill(void **state)
+{
+    (void)state;
+    struct tnl_shaper_cfg cfg = { .rate = 1048576 };
+    double wait, now = 7;
+    struct tnl_shaper *s = tnl_shaper_new("t", &cfg, now);
+    assert_true(tnl_shaper_refill(s) == 0);         /* a full bucket */
+    size_t n = tnl_shaper_allow(s, 1 << 20, now, &wait);
+    assert_int_equal(n, 262144);
+    tnl_shaper_consume(s, n);
+    /* empty: a chunk (a quarter of the burst) at 1 MiB/s is 1/16 s away */
+    double t = tnl_shaper_refill(s);
+    assert_true(t > 0.062 && t < 0.063);
+    now += t;
+    n = tnl_shaper_allow(s, 1 << 20, now, &wait);
+    assert_true(n >= 65535 && n <= 65536);
+    tnl_shaper_unref(s);
+    struct tnl_shaper_cfg none = { 0 };
+    s = tnl_shaper_new("u", &none, now);
+    assert_true(tnl_shaper_refill(s) == 0);         /* unlimited */
+    tnl_shaper_unref(s);
+}
+
 /* Two readers on one bucket, both paused for tokens and woken in the same
  * order every time (timers due at once): the first to wake must not take
  * everything, or the second never moves (a tiny request starved behind a bulk
@@ -153,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_unlimited),
         cmocka_unit_test(test_rate_over_time),
         cmocka_unit_test(test_burst_then_wait),
+        cmocka_unit_test(test_refill),
         cmocka_unit_test(test_waiting_readers_share),
         cmocka_unit_test(test_quota_trickle_and_recovery),
         cmocka_unit_test(test_defaults),
