@@ -145,10 +145,13 @@ interop: all $(BUILD)/tests/interop/yamux_peer
 	@mkdir -p $(RESULTS)
 	@tests/run-e2e $(BUILD) $(RESULTS)/interop.tap tests/interop
 
+# -k: the end-to-end tests run even when a unit test failed. The results are
+# copied whatever happened, so that the totals count the failures too.
 .PHONY: check
 check: deps
-	$(MAKE) BUILD=build-san SAN=1 all unit e2e
-	@mkdir -p $(RESULTS) && cp build-san/results/*.tap $(RESULTS)/
+	@rm -rf build-san/results
+	@status=0; $(MAKE) -k BUILD=build-san SAN=1 all unit e2e || status=1; \
+	mkdir -p $(RESULTS) && cp build-san/results/*.tap $(RESULTS)/ 2>/dev/null; exit $$status
 
 # ---------------------------------------------------------------------------
 # Fuzzing: the core is rebuilt with clang and libFuzzer instrumentation.
@@ -197,12 +200,12 @@ run: deps all
 
 test: deps
 	@rm -rf $(RESULTS) && mkdir -p $(RESULTS)
-	@status=0; \
-	$(MAKE) --no-print-directory lint || status=1; \
-	$(MAKE) --no-print-directory all || exit 1; \
-	for t in unit spec e2e interop; do $(MAKE) --no-print-directory $$t || status=1; done; \
-	$(MAKE) --no-print-directory check || status=1; \
-	$(MAKE) --no-print-directory fuzz FUZZ_TIME=$${FUZZ_TIME_CI:-10} || status=1; \
+	@status=0; step="tests/run-step $(RESULTS)"; \
+	STEP_OK=1 $$step "lint: luacheck and a warning-free clang build" $(MAKE) --no-print-directory lint || status=1; \
+	$$step "build" $(MAKE) --no-print-directory all || { tests/tap-sum $(RESULTS); exit 1; }; \
+	for t in unit spec e2e interop; do $$step "make $$t" $(MAKE) --no-print-directory $$t || status=1; done; \
+	$$step "make check (ASan+UBSan)" $(MAKE) --no-print-directory check || status=1; \
+	$$step "make fuzz" $(MAKE) --no-print-directory fuzz FUZZ_TIME=$${FUZZ_TIME_CI:-10} || status=1; \
 	tests/tap-sum $(RESULTS); exit $$status
 
 .PHONY: bench
