@@ -70,6 +70,25 @@ static int index_of(pid_t pid)
     return -1;
 }
 
+/* Each worker listens on a socket of its own (SO_REUSEPORT). When one dies,
+ * the connections waiting in its accept queue are reset, unless the kernel
+ * moves them to a sibling's queue (net.ipv4.tcp_migrate_req, Linux 5.14):
+ * say so when it is off, since only the operator can turn it on. */
+static void advise_migrate_req(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+    int on = -1;
+    if (f) {
+        if (fscanf(f, "%d", &on) != 1)
+            on = -1;
+        fclose(f);
+    }
+    if (on == 0)
+        fprintf(stderr, "{\"event\":\"workers\",\"level\":\"warn\",\"msg\":\"net.ipv4.tcp_migrate_req is 0: "
+                        "connections waiting to be accepted by a worker that dies are reset; "
+                        "sysctl -w net.ipv4.tcp_migrate_req=1 hands them to a sibling\"}\n");
+}
+
 /* Returns -1 in a worker (the caller serves), or the exit status for the parent. */
 int tnl_workers_run(int n)
 {
@@ -91,6 +110,7 @@ int tnl_workers_run(int n)
     }
     fprintf(stderr, "{\"event\":\"workers\",\"level\":\"info\",\"msg\":\"%d workers serving (parent pid %d)\"}\n",
             nworkers, (int)getpid());
+    advise_migrate_req();
     while (alive > 0) {
         int ws;
         pid_t pid = waitpid(-1, &ws, 0);
