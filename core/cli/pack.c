@@ -13,25 +13,40 @@
 #include <unistd.h>
 
 #include "loop/loop.h"
+#include "router/conn.h"
 #include "router/entry.h"
+#include "router/move.h"
 #include "util/log.h"
 
 enum { PACK_MAX = 64 };
 
 /* One per worker on the shared page: its loop's busy fraction over the last
- * tick, and when it last published (monotonic seconds). */
+ * tick, when it last published (monotonic seconds), and how many bulk
+ * connections it carries (router/move.h). */
 struct slot {
     _Atomic double busy;
     _Atomic double beat;
+    _Atomic int bulk;
 };
 
-/* What travels with a descriptor: which listener accepted it, and from whom. */
+/* What travels with a descriptor just accepted: which listener accepted
+ * it, and from whom. */
 struct handoff {
     char name[TNL_NAME_MAX];
     struct sockaddr_storage bind;
     socklen_t bindlen;
     struct sockaddr_storage peer;
     socklen_t plen;
+};
+
+/* One message on a worker's socket pair: a connection just accepted (one
+ * descriptor), or one being spliced (its sockets and pipes, move.h). */
+enum { MSG_ACCEPTED = 1, MSG_SPLICING = 2 };
+
+struct msg {
+    int kind;
+    struct handoff h;               /* MSG_ACCEPTED */
+    struct tnl_conn_move m;         /* MSG_SPLICING */
 };
 
 static struct slot *page;
@@ -43,6 +58,7 @@ static ev_prepare before_poll;
 static ev_check after_poll;
 static ev_timer tick;
 static double blocked_at, idle, window_start;
+static double moved_at[PACK_MAX];   /* worker 1: when it last moved connections to worker i+1 */
 
 static double mono(void)
 {
@@ -75,73 +91,117 @@ int tnl_pack_setup(int n)
     return 0;
 }
 
-/* fd and its handoff over sock: 1 sent (fd closed here), 0 not. */
-static int send_fd(int sock, int fd, const struct handoff *h)
+/* A message and its n descriptors over sock: 1 sent (the descriptors are
+ * still the caller's to close), 0 not. */
+static int send_msg(int sock, const int *fds, int n, const struct msg *msg)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(TNL_MOVE_FDS_MAX * sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct iovec iov = { (void *)h, sizeof *h };
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct iovec iov = { (void *)msg, sizeof *msg };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = CMSG_SPACE((size_t)n * sizeof(int)) };
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    if (sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)sizeof *h)
-        return 0;
-    close(fd);
-    return 1;
+    cm->cmsg_len = CMSG_LEN((size_t)n * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, (size_t)n * sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof *msg;
 }
 
-/* One message: the fd (or -1) and its handoff; 0 when there is none now. */
-static int recv_fd(int sock, int *fd, struct handoff *h)
+static int fds_wanted(const struct msg *msg)
+{
+    return msg->kind == MSG_ACCEPTED ? 1 : msg->kind == MSG_SPLICING ? tnl_conn_move_fds(&msg->m) : -1;
+}
+
+/* One message: 0 when there is none now, else 1 with fds[] and *n set (n
+ * is 0 for a malformed message, whose descriptors are closed). */
+static int recv_msg(int sock, int fds[TNL_MOVE_FDS_MAX], int *n, struct msg *msg)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(TNL_MOVE_FDS_MAX * sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct iovec iov = { h, sizeof *h };
+    struct iovec iov = { msg, sizeof *msg };
     struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
     ssize_t r = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (r <= 0)
         return 0;
-    *fd = -1;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(fd, CMSG_DATA(cm), sizeof *fd);
-    int whole = r == (ssize_t)sizeof *h && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
-                h->bindlen <= sizeof h->bind && h->plen <= sizeof h->peer &&
-                memchr(h->name, 0, sizeof h->name) != NULL;
+    *n = 0;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0))
+            continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            if (*n < TNL_MOVE_FDS_MAX)
+                fds[(*n)++] = fd;
+            else
+                close(fd);
+        }
+    }
+    int whole = r == (ssize_t)sizeof *msg && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+                fds_wanted(msg) == *n && msg->h.bindlen <= sizeof msg->h.bind &&
+                msg->h.plen <= sizeof msg->h.peer && memchr(msg->h.name, 0, sizeof msg->h.name) != NULL;
     if (!whole) {
-        if (*fd >= 0)
-            close(*fd);
-        *fd = -1;
-        tnl_logf(TNL_LOG_ERROR, "handoff_error", "malformed handoff from a sibling worker (%zd bytes)", r);
+        for (int i = 0; i < *n; i++)
+            close(fds[i]);
+        tnl_logf(TNL_LOG_ERROR, "handoff_error", "malformed handoff from a sibling worker (%zd bytes, %d "
+                 "descriptors)", r, *n);
+        *n = 0;
     }
     return 1;
 }
 
-/* Worker 1 takes handoffs; worker N takes back what worker 1 could not. */
+/* A connection just accepted, handed over (or sent back). */
+static void take_accepted(int sock, int fd, struct msg *msg)
+{
+    struct handoff *h = &msg->h;
+    struct tnl_entry *e = tnl_entry_find(h->name, &h->bind, h->bindlen);
+    if (e) {
+        tnl_entry_serve(e, fd, (struct sockaddr *)&h->peer, h->plen);
+    } else if (me == 1 && send_msg(sock, &fd, 1, msg)) {
+        close(fd);                                  /* back to the worker that accepted it */
+    } else {
+        tnl_logf(TNL_LOG_WARN, "handoff_lost", "listener '%s' is gone; closing a connection handed over "
+                 "by a sibling worker", h->name);
+        close(fd);
+    }
+}
+
+/* A connection being spliced, moved here by worker 1 (router/move.h). */
+static void take_splicing(const int *fds, int n, const struct msg *msg)
+{
+    const struct tnl_conn_move *m = &msg->m;
+    struct tnl_entry *e = memchr(m->listener, 0, sizeof m->listener) && m->bindlen <= sizeof m->bind
+                          ? tnl_entry_find(m->listener, &m->bind, m->bindlen) : NULL;
+    if (e) {
+        tnl_conn_adopt(e->cfg, m, fds, n, 1);
+        return;
+    }
+    tnl_logf(TNL_LOG_WARN, "move_lost", "no listener '%.64s' here (reloaded?); closing connection %llu "
+             "moved by worker 1", memchr(m->listener, 0, sizeof m->listener) ? m->listener : "?",
+             (unsigned long long)m->id);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/* Worker 1 takes handoffs; worker N takes back what worker 1 could not, and
+ * the spliced connections worker 1 moves to it. */
 static void rx_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop; (void)revents;
     for (int i = 0; i < 64; i++) {
-        struct handoff h;
-        int fd;
-        if (!recv_fd(w->fd, &fd, &h))
+        struct msg msg;
+        int fds[TNL_MOVE_FDS_MAX], n;
+        if (!recv_msg(w->fd, fds, &n, &msg))
             return;
-        if (fd < 0)
-            continue;
-        struct tnl_entry *e = tnl_entry_find(h.name, &h.bind, h.bindlen);
-        if (e) {
-            tnl_entry_serve(e, fd, (struct sockaddr *)&h.peer, h.plen);
-        } else if (me != 1 || !send_fd(w->fd, fd, &h)) {
-            tnl_logf(TNL_LOG_WARN, "handoff_lost", "listener '%s' is gone; closing a connection handed over "
-                     "by a sibling worker", h.name);
-            close(fd);
-        }
+        if (n > 0 && msg.kind == MSG_ACCEPTED)
+            take_accepted(w->fd, fds[0], &msg);
+        else if (n > 0)
+            take_splicing(fds, n, &msg);
     }
 }
 
@@ -150,14 +210,18 @@ static int offer(struct tnl_entry *e, int fd, const struct sockaddr *peer, sockl
 {
     if (serving || tnl_loop_draining())
         return 0;
-    struct handoff h;
-    memset(&h, 0, sizeof h);
-    snprintf(h.name, sizeof h.name, "%s", e->cfg->name);
-    memcpy(&h.bind, &e->cfg->bind, e->cfg->bindlen);
-    h.bindlen = e->cfg->bindlen;
-    memcpy(&h.peer, peer, plen);
-    h.plen = plen;
-    return send_fd(pairs[me - 1][1], fd, &h);
+    struct msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.kind = MSG_ACCEPTED;
+    snprintf(msg.h.name, sizeof msg.h.name, "%s", e->cfg->name);
+    memcpy(&msg.h.bind, &e->cfg->bind, e->cfg->bindlen);
+    msg.h.bindlen = e->cfg->bindlen;
+    memcpy(&msg.h.peer, peer, plen);
+    msg.h.plen = plen;
+    if (!send_msg(pairs[me - 1][1], &fd, 1, &msg))
+        return 0;
+    close(fd);
+    return 1;
 }
 
 static void before_poll_cb(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -172,20 +236,71 @@ static void after_poll_cb(struct ev_loop *loop, ev_check *w, int revents)
     idle += mono() - blocked_at;
 }
 
-/* Publish this worker's busy fraction; a worker > 1 decides whether it
- * serves (pack.h). */
+static int count_bulk(void)
+{
+    int n = 0;
+    for (const struct tnl_conn *c = tnl_conns; c; c = c->next)
+        n += tnl_conn_bulk(c, BULK_RECENT);
+    return n;
+}
+
+/* Worker 1, busy, with bulk connections: move some of them to the least
+ * busy sibling, so that both carry as many (pack.h). */
+static void spread(int bulk, double now)
+{
+    int to = 0;
+    double least = PACK_OFF;
+    if (bulk < 2 || tnl_loop_draining() || tnl_loop_fd() < 0)
+        return;
+    for (int k = 2; k <= nworkers; k++) {
+        double b = atomic_load_explicit(&page[k - 1].busy, memory_order_relaxed);
+        double beat = atomic_load_explicit(&page[k - 1].beat, memory_order_relaxed);
+        /* fresh, and counted again since our last move to it */
+        if (now - beat < 1.0 && beat > moved_at[k - 1] && b < least) {
+            least = b;
+            to = k;
+        }
+    }
+    if (!to)
+        return;
+    int moves = (bulk - atomic_load_explicit(&page[to - 1].bulk, memory_order_relaxed)) / 2;
+    struct tnl_conn *next;
+    for (struct tnl_conn *c = tnl_conns; c && moves > 0; c = next) {
+        next = c->next;
+        if (!tnl_conn_bulk(c, BULK_RECENT) || !tnl_conn_movable(c))
+            continue;
+        struct msg msg;
+        int fds[TNL_MOVE_FDS_MAX];
+        memset(&msg, 0, sizeof msg);
+        msg.kind = MSG_SPLICING;
+        int n = tnl_conn_move_out(c, &msg.m, fds);
+        if (!send_msg(pairs[to - 1][0], fds, n, &msg))
+            return;
+        tnl_conn_moved(c, to);
+        moved_at[to - 1] = now;
+        moves--;
+    }
+}
+
+/* Publish this worker's busy fraction and bulk count; worker 1 spreads its
+ * bulk when busy, a worker > 1 decides whether it serves (pack.h). */
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)w; (void)revents;
     double now = mono(), span = now - window_start;
     double busy = span > 0 ? 1.0 - idle / span : 0;
     busy = busy < 0 ? 0 : busy > 1 ? 1 : busy;
+    int bulk = count_bulk();
     atomic_store_explicit(&page[me - 1].busy, busy, memory_order_relaxed);
+    atomic_store_explicit(&page[me - 1].bulk, bulk, memory_order_relaxed);
     atomic_store_explicit(&page[me - 1].beat, now, memory_order_relaxed);
     idle = 0;
     window_start = now;
-    if (me == 1)
+    if (me == 1) {
+        if (busy > PACK_ON)
+            spread(bulk, now);
         return;
+    }
     double first = atomic_load_explicit(&page[0].busy, memory_order_relaxed);
     double beat = atomic_load_explicit(&page[0].beat, memory_order_relaxed);
     int was = serving;

@@ -112,5 +112,11 @@ static inline void tnl_io_close(struct tnl_io *io, int abort)
  * NULL when out of memory (fd is then closed). */
 struct tnl_io *tnl_io_fd_new(int fd);
 int tnl_io_fd(const struct tnl_io *io);
+/* Take the socket back out of a plain-socket io (tnl_io_fd(io) >= 0): it is
+ * no longer watched, and no longer in the loop's epoll set either (a close
+ * alone would leave it there while another process holds the same socket,
+ * and the loop would hear of its events). io is freed; the descriptor is
+ * returned, the caller's to close. */
+int tnl_io_fd_detach(struct tnl_io *io);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -125,4 +126,17 @@ struct tnl_io *tnl_io_fd_new(int fd)
 int tnl_io_fd(const struct tnl_io *io)
 {
     return io->ops == &fd_ops ? ((const struct io_fd *)io)->fd : -1;
+}
+
+int tnl_io_fd_detach(struct tnl_io *io)
+{
+    struct io_fd *f = (struct io_fd *)io;
+    int fd = f->fd;
+    ev_io_stop(tnl_ev, &f->w);
+    /* libev leaves a stopped fd registered until it is closed; here it will
+     * not be closed everywhere, so take it out now (ENOENT: never added). */
+    if (tnl_loop_fd() >= 0)
+        (void)epoll_ctl(tnl_loop_fd(), EPOLL_CTL_DEL, fd, NULL);
+    free(f);
+    return fd;
 }

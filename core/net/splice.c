@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loop/loop.h"
 #include "net/pipe.h"
@@ -157,8 +158,10 @@ static int fill(struct tnl_splice *s, struct tnl_splice_dir *d)
     } else if (k > 0) {
         d->buf->len = (size_t)r;
         d->drained = r > 0 && (size_t)r < d->buf->cap;
-        if ((size_t)r == d->buf->cap)
+        if ((size_t)r == d->buf->cap) {
+            d->bulk = 1;
             zc_start(d);
+        }
     }
     return k;
 }
@@ -277,8 +280,7 @@ static void ready(struct tnl_io *io, int events)
     settle(s);
 }
 
-void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
-                      struct tnl_buf *prefill, int a_eof, tnl_splice_done_fn done, void *owner)
+static void init(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b, tnl_splice_done_fn done, void *owner)
 {
     memset(s, 0, sizeof *s);
     s->a = a;
@@ -289,8 +291,6 @@ void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
     s->ab.to = b;
     s->ba.from = b;
     s->ba.to = a;
-    s->ab.buf = prefill;
-    s->ab.eof = a_eof ? 1 : 0;
     /* Nothing to read yet that readiness will not announce (splice.h); a
      * stream's buffered bytes cost no system call to look at. */
     s->ab.drained = !a->ops->peek;
@@ -300,10 +300,66 @@ void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
     b->owner = s;
     a->ready = ready;
     b->ready = ready;
+}
+
+static void go(struct tnl_splice *s)
+{
     pump(s, &s->ab);
     if (!s->finished)
         pump(s, &s->ba);
     settle(s);
+}
+
+void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
+                      struct tnl_buf *prefill, int a_eof, tnl_splice_done_fn done, void *owner)
+{
+    init(s, a, b, done, owner);
+    s->ab.buf = prefill;
+    s->ab.eof = a_eof ? 1 : 0;
+    go(s);
+}
+
+void tnl_splice_resume(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
+                       const struct tnl_splice_pipe carry[2], tnl_splice_done_fn done, void *owner)
+{
+    init(s, a, b, done, owner);
+    struct tnl_splice_dir *dirs[2] = { &s->ab, &s->ba };
+    for (int i = 0; i < 2; i++) {
+        if (carry[i].fd[0] < 0)
+            continue;
+        struct tnl_splice_dir *d = dirs[i];
+        d->bulk = d->zc = 1;
+        d->pipe[0] = carry[i].fd[0];
+        d->pipe[1] = carry[i].fd[1];
+        d->pipe_cap = carry[i].cap;
+        d->piped = carry[i].piped;
+    }
+    go(s);
+}
+
+void tnl_splice_carry(const struct tnl_splice *s, struct tnl_splice_pipe carry[2])
+{
+    const struct tnl_splice_dir *dirs[2] = { &s->ab, &s->ba };
+    for (int i = 0; i < 2; i++) {
+        const struct tnl_splice_dir *d = dirs[i];
+        carry[i].fd[0] = d->zc ? d->pipe[0] : -1;
+        carry[i].fd[1] = d->zc ? d->pipe[1] : -1;
+        carry[i].cap = d->zc ? d->pipe_cap : 0;
+        carry[i].piped = d->zc ? d->piped : 0;
+    }
+}
+
+void tnl_splice_drop_pipes(struct tnl_splice *s)
+{
+    struct tnl_splice_dir *dirs[2] = { &s->ab, &s->ba };
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i]->zc)
+            continue;
+        close(dirs[i]->pipe[0]);
+        close(dirs[i]->pipe[1]);
+        dirs[i]->zc = 0;
+        dirs[i]->piped = 0;
+    }
 }
 
 static void release_dir(struct tnl_splice_dir *d)

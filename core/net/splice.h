@@ -52,6 +52,7 @@ struct tnl_splice_dir {
     unsigned want_read : 1;
     unsigned want_write : 1;
     unsigned drained : 1;       /* `from` is empty for now: wait for ready, do not read again */
+    unsigned bulk : 1;          /* a read has filled a whole copy buffer (router/move.h) */
     unsigned zc : 1;            /* zero copy: bytes go through pipe[] */
     unsigned zc_off : 1;        /* no pipe could be had: stay on the copy path */
     int pipe[2];                /* while zc: read end, write end */
@@ -85,6 +86,25 @@ struct tnl_splice {
  */
 void tnl_splice_start(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
                       struct tnl_buf *prefill, int a_eof, tnl_splice_done_fn done, void *owner);
+
+/* A splice that moves to another process (router/move.h) takes its pipes
+ * along: per direction (0: a->b, 1: b->a) the pipe it splices through (fd[0]
+ * < 0: none, it copies) and how many bytes that pipe holds. */
+struct tnl_splice_pipe {
+    int fd[2];
+    size_t cap, piped;
+};
+
+/* The pipes of s, to send with its sockets. */
+void tnl_splice_carry(const struct tnl_splice *s, struct tnl_splice_pipe carry[2]);
+/* They were sent: close this process's descriptors of them (never pooled,
+ * another process holds them). */
+void tnl_splice_drop_pipes(struct tnl_splice *s);
+/* Go on with a splice another process started: as tnl_splice_start without
+ * a prefill, each direction with the pipe it had (taken over), whose bytes
+ * are written first. */
+void tnl_splice_resume(struct tnl_splice *s, struct tnl_io *a, struct tnl_io *b,
+                       const struct tnl_splice_pipe carry[2], tnl_splice_done_fn done, void *owner);
 
 /* Release the buffers (the ios are the owner's to close). */
 void tnl_splice_release(struct tnl_splice *s);

@@ -6,6 +6,7 @@
  * the client sent (TLS stays end to end: the router holds no certificate).
  */
 #include "router/conn.h"
+#include "router/conn_int.h"
 #include "util/str.h"
 
 #include <errno.h>
@@ -40,7 +41,7 @@ unsigned tnl_conn_count(void)
     return nconns;
 }
 
-static uint64_t client_bytes(const struct tnl_conn *c)
+uint64_t tnl_conn_client_bytes(const struct tnl_conn *c)
 {
     uint64_t sent = c->splice.ab.bytes + c->connect.early_sent;   /* the connect sent the first */
     return sent >= c->proxy_sent ? sent - c->proxy_sent : 0;
@@ -51,7 +52,7 @@ void tnl_conn_live_bytes(const struct tnl_service *svc, uint64_t *in, uint64_t *
     *in = *out = 0;
     for (const struct tnl_conn *c = tnl_conns; c; c = c->next)
         if (!svc || c->service == svc) {
-            *in += client_bytes(c);
+            *in += tnl_conn_client_bytes(c);
             *out += c->splice.ba.bytes;
         }
 }
@@ -98,20 +99,28 @@ static void log_close(struct tnl_conn *c)
         tnl_log_str(&l, "service", c->service->name);
         tnl_log_str(&l, "agent", c->service->owner);
     } else if (c->upstream.host[0]) {
-        tnl_log_str(&l, "upstream", c->connect.target);
+        char up[TNL_ADDR_HOST_MAX + 8];
+        tnl_hostport_format(&c->upstream, up, sizeof up);
+        tnl_log_str(&l, "upstream", up);
     }
-    tnl_log_uint(&l, "bytes_in", client_bytes(c));
-    tnl_log_uint(&l, "bytes_out", c->splice.ba.bytes);
+    /* with what another worker moved before it was handed here (move.h) */
+    tnl_log_uint(&l, "bytes_in", tnl_conn_client_bytes(c) + c->earlier_in);
+    tnl_log_uint(&l, "bytes_out", c->splice.ba.bytes + c->earlier_out);
     tnl_log_num(&l, "duration", tnl_now() - c->t_start);
     tnl_log_str(&l, "reason", c->reason[0] ? c->reason : "done");
     tnl_log_end(&l);
 }
 
-/* The one exit: everything the connection owns is released here. */
+/* The one exit: logged, counted, and everything it owns released. */
 static void conn_free(struct tnl_conn *c, int abort)
 {
     log_close(c);
-    tnl_metrics.bytes_in += client_bytes(c);
+    tnl_conn_release(c, abort);
+}
+
+void tnl_conn_release(struct tnl_conn *c, int abort)
+{
+    tnl_metrics.bytes_in += tnl_conn_client_bytes(c);
     tnl_metrics.bytes_out += c->splice.ba.bytes;
     ev_timer_stop(tnl_ev, &c->timer);
     if (c->hook)
@@ -124,7 +133,7 @@ static void conn_free(struct tnl_conn *c, int abort)
     if (c->up)
         tnl_io_close(c->up, abort);
     if (c->service)
-        tnl_service_unref(c->service, client_bytes(c), c->splice.ba.bytes);
+        tnl_service_unref(c->service, tnl_conn_client_bytes(c), c->splice.ba.bytes);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -315,8 +324,9 @@ static void first_bytes(struct tnl_conn *c, int proxy)
         prepend_proxy(c, c->peek);
 }
 
-/* The peek buffer (first_bytes) becomes the first a->b buffer of the splice. */
-static void start_splice(struct tnl_conn *c, struct tnl_io *up)
+/* The peek buffer (first_bytes) becomes the first a->b buffer of the splice;
+ * or a splice moved from another process resumes with its pipes. */
+void tnl_conn_splice(struct tnl_conn *c, struct tnl_io *up, const struct tnl_splice_pipe *carry)
 {
     struct tnl_buf *b = c->peek;
     c->up = up;
@@ -330,7 +340,10 @@ static void start_splice(struct tnl_conn *c, struct tnl_io *up)
         c->timer.data = c;
         ev_timer_start(tnl_ev, &c->timer);
     }
-    tnl_splice_start(&c->splice, c->client, c->up, b, c->client_eof, splice_done, c);
+    if (carry)
+        tnl_splice_resume(&c->splice, c->client, c->up, carry, splice_done, c);
+    else
+        tnl_splice_start(&c->splice, c->client, c->up, b, c->client_eof, splice_done, c);
 }
 
 static void connected(struct tnl_connect *cn, int fd, const char *err)
@@ -347,7 +360,7 @@ static void connected(struct tnl_connect *cn, int fd, const char *err)
         return;
     }
     c->peek->off += cn->early_sent;     /* gone out with the connect */
-    start_splice(c, up);
+    tnl_conn_splice(c, up, NULL);
 }
 
 static void log_route(struct tnl_conn *c)
@@ -411,7 +424,7 @@ void tnl_conn_route_service(struct tnl_conn *c, struct tnl_service *svc)
     log_route(c);
     shape(c, &st, svc);
     first_bytes(c, 1);
-    start_splice(c, st);
+    tnl_conn_splice(c, st, NULL);
 }
 
 void tnl_conn_route_upstream(struct tnl_conn *c, const struct tnl_hostport *hp)
@@ -644,6 +657,32 @@ static void sniff_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     reject(c, TNL_REJECT_CLOSE, why);
 }
 
+struct tnl_conn *tnl_conn_new(struct tnl_entry_cfg *cfg, struct tnl_io *client)
+{
+    struct tnl_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->id = ++next_id;
+    c->cfg = cfg;
+    tnl_entry_cfg_ref(cfg);
+    c->client = client;
+    c->fields_ref = LUA_NOREF;
+    c->t_start = tnl_now();
+    c->next = tnl_conns;
+    if (tnl_conns)
+        tnl_conns->prev = c;
+    tnl_conns = c;
+    nconns++;
+    tnl_loop_work_add();
+    return c;
+}
+
+void tnl_conn_format_addrs(struct tnl_conn *c)
+{
+    tnl_addr_format((struct sockaddr *)&c->src, c->src_str, sizeof c->src_str);
+    tnl_addr_format((struct sockaddr *)&c->dst, c->dst_str, sizeof c->dst_str);
+}
+
 void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *peer, socklen_t plen,
                      const struct sockaddr *local)
 {
@@ -651,38 +690,24 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
         close(fd);              /* refused before any work: counted and logged by admission */
         return;
     }
-    struct tnl_conn *c = calloc(1, sizeof *c);
-    struct tnl_io *io = c ? tnl_io_fd_new(fd) : NULL;
-    if (!c || !io) {
-        if (!c)
-            close(fd);
-        free(c);
+    struct tnl_io *io = tnl_io_fd_new(fd);
+    struct tnl_conn *c = io ? tnl_conn_new(cfg, io) : NULL;
+    if (!c) {
+        if (io)
+            tnl_io_close(io, 0);
         tnl_logf(TNL_LOG_ERROR, "accept_error", "out of memory");
         return;
     }
-    c->id = ++next_id;
     c->pending = 1;
     npending++;
     tnl_metrics.conns_accepted++;
-    c->cfg = cfg;
-    tnl_entry_cfg_ref(cfg);
-    c->client = io;
-    c->fields_ref = LUA_NOREF;
-    c->t_start = tnl_now();
     memcpy(&c->src, peer, plen);
     socklen_t dlen = sizeof c->dst;
     if (local)
         memcpy(&c->dst, local, tnl_addr_len(local));
     else
         getsockname(fd, (struct sockaddr *)&c->dst, &dlen);
-    tnl_addr_format((struct sockaddr *)&c->src, c->src_str, sizeof c->src_str);
-    tnl_addr_format((struct sockaddr *)&c->dst, c->dst_str, sizeof c->dst_str);
-    c->next = tnl_conns;
-    if (tnl_conns)
-        tnl_conns->prev = c;
-    tnl_conns = c;
-    nconns++;
-    tnl_loop_work_add();
+    tnl_conn_format_addrs(c);
 
     struct tnl_log l;
     if (tnl_log_begin(&l, TNL_LOG_INFO, "accept")) {

@@ -79,6 +79,8 @@ struct tnl_conn {
     struct tnl_splice splice;
     size_t proxy_sent;                  /* bytes of our PROXY header in the a->b count */
 
+    uint64_t earlier_in, earlier_out;   /* moved by the worker that had it before (move.h) */
+
     size_t lingered;                    /* bytes dropped while lingering */
     char reason[256];                   /* why it ended, for the close log */
 };
