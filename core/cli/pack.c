@@ -110,9 +110,17 @@ static int send_msg(int sock, const int *fds, int n, const struct msg *msg)
     return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof *msg;
 }
 
-static int fds_wanted(const struct msg *msg)
+/* A message is whole when it has the descriptors its kind says and its
+ * names end within their fields (tnl_conn_adopt checks the rest of a move). */
+static int whole(const struct msg *msg, int n)
 {
-    return msg->kind == MSG_ACCEPTED ? 1 : msg->kind == MSG_SPLICING ? tnl_conn_move_fds(&msg->m) : -1;
+    const struct handoff *h = &msg->h;
+    const struct tnl_conn_move *m = &msg->m;
+    if (msg->kind == MSG_ACCEPTED)
+        return n == 1 && h->bindlen <= sizeof h->bind && h->plen <= sizeof h->peer &&
+               memchr(h->name, 0, sizeof h->name) != NULL;
+    return msg->kind == MSG_SPLICING && n == tnl_conn_move_fds(m) && m->bindlen <= sizeof m->bind &&
+           memchr(m->listener, 0, sizeof m->listener) != NULL;
 }
 
 /* One message: 0 when there is none now, else 1 with fds[] and *n set (n
@@ -142,10 +150,7 @@ static int recv_msg(int sock, int fds[TNL_MOVE_FDS_MAX], int *n, struct msg *msg
                 close(fd);
         }
     }
-    int whole = r == (ssize_t)sizeof *msg && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
-                fds_wanted(msg) == *n && msg->h.bindlen <= sizeof msg->h.bind &&
-                msg->h.plen <= sizeof msg->h.peer && memchr(msg->h.name, 0, sizeof msg->h.name) != NULL;
-    if (!whole) {
+    if (r != (ssize_t)sizeof *msg || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || !whole(msg, *n)) {
         for (int i = 0; i < *n; i++)
             close(fds[i]);
         tnl_logf(TNL_LOG_ERROR, "handoff_error", "malformed handoff from a sibling worker (%zd bytes, %d "
@@ -175,15 +180,13 @@ static void take_accepted(int sock, int fd, struct msg *msg)
 static void take_splicing(const int *fds, int n, const struct msg *msg)
 {
     const struct tnl_conn_move *m = &msg->m;
-    struct tnl_entry *e = memchr(m->listener, 0, sizeof m->listener) && m->bindlen <= sizeof m->bind
-                          ? tnl_entry_find(m->listener, &m->bind, m->bindlen) : NULL;
+    struct tnl_entry *e = tnl_entry_find(m->listener, &m->bind, m->bindlen);     /* whole(): they end */
     if (e) {
         tnl_conn_adopt(e->cfg, m, fds, n, 1);
         return;
     }
-    tnl_logf(TNL_LOG_WARN, "move_lost", "no listener '%.64s' here (reloaded?); closing connection %llu "
-             "moved by worker 1", memchr(m->listener, 0, sizeof m->listener) ? m->listener : "?",
-             (unsigned long long)m->id);
+    tnl_logf(TNL_LOG_WARN, "move_lost", "no listener '%s' here (reloaded?); closing connection %llu "
+             "moved by worker 1", m->listener, (unsigned long long)m->id);
     for (int i = 0; i < n; i++)
         close(fds[i]);
 }
