@@ -247,8 +247,15 @@ static int count_bulk(void)
     return n;
 }
 
+static int movable_bulk(const struct tnl_conn *c)
+{
+    return tnl_conn_bulk(c, BULK_RECENT) && tnl_conn_movable(c);
+}
+
 /* Worker 1, busy, with bulk connections: move some of them to the least
- * busy sibling, so that both carry as many (pack.h). */
+ * busy sibling, so that both carry as many (pack.h). The oldest go: a
+ * transfer that has lasted is the likelier to last on (tnl_conns is newest
+ * first, so skip all the others). */
 static void spread(int bulk, double now)
 {
     int to = 0;
@@ -267,10 +274,13 @@ static void spread(int bulk, double now)
     if (!to)
         return;
     int moves = (bulk - atomic_load_explicit(&page[to - 1].bulk, memory_order_relaxed)) / 2;
+    int skip = -moves;
+    for (const struct tnl_conn *c = tnl_conns; c; c = c->next)
+        skip += movable_bulk(c);
     struct tnl_conn *next;
     for (struct tnl_conn *c = tnl_conns; c && moves > 0; c = next) {
         next = c->next;
-        if (!tnl_conn_bulk(c, BULK_RECENT) || !tnl_conn_movable(c))
+        if (!movable_bulk(c) || skip-- > 0)
             continue;
         struct msg msg;
         int fds[TNL_MOVE_FDS_MAX];

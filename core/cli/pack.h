@@ -27,8 +27,9 @@
  * over two). So worker 1, when busy, moves bulk connections that are
  * splicing (router/move.h: the two sockets and the close log's details) to
  * the least busy sibling below PACK_OFF, as many as evens out their bulk
- * counts, which every worker publishes beside its busy fraction. A moved
- * connection stays where it went; request-response connections never move.
+ * counts, which every worker publishes beside its busy fraction; the
+ * oldest move first. A moved connection stays where it went;
+ * request-response connections never move.
  */
 #ifndef TNL_PACK_H
 #define TNL_PACK_H
