@@ -1,7 +1,7 @@
 #!/bin/bash
 # 130-tunnel-agent-gone — an agent that dies (kill -9): the relay answers 502
 # for its HTTP name and closes connections to its tcp port cleanly; after the
-# grace period (grace = 2) the port stops listening, the name is forgotten
+# grace period (grace = 5) the port stops listening, the name is forgotten
 # (404) and the log has service_removed. An agent restarted within the grace
 # period gets its names and the same port back, without them ever being
 # removed.
@@ -22,7 +22,7 @@ local relay = assert(tunnel.relay{
   addr = "$RELAY_IP:$P_AG",
   tls = $(relay_tls),
   ports = { range = { $R_LO, $R_HI }, state = "$WORK/ports.json", bind = "127.0.0.1" },
-  grace = 2,
+  grace = 5,                                 -- room for the checks within it on a busy machine
 })
 relay:listen{ name = "public", addr = "127.0.0.1:$P_PUB" }
 EOF
@@ -63,7 +63,7 @@ signal relay CONT
 wait "$burst"
 out=$(cat "$WORK/burst.out")
 t_gone=$(jts "$RLOG" event=service_offline service=echo)
-expect_between "the checks below ran within the grace period (s since the relay saw the agent go)" 0 2 "$(elapsed "$t_gone")"
+expect_between "the checks below ran within the grace period (s since the relay saw the agent go)" 0 5 "$(elapsed "$t_gone")"
 expect_eq "agent gone: the relay answers 502 for its HTTP name" 502 "$code"
 check "... and logs why (the agent is offline)" \
   jhas "$RLOG" event=reject "reason~agent 'leaver' of service 'web' is offline"
@@ -72,8 +72,8 @@ expect_match "agent gone: connections to its tcp port are closed cleanly (or ref
 check "... and the relay logs why" \
   jhas "$RLOG" event=reject listener=leaver/echo "reason~agent 'leaver' of service 'echo' is offline"
 
-if wait_jlog "$RLOG" 6 event=service_removed service=echo; then
-  expect_between "service_removed comes after the 2 s grace (s after service_offline, log times)" 1.9 3 \
+if wait_jlog "$RLOG" 9 event=service_removed service=echo; then
+  expect_between "service_removed comes after the 5 s grace (s after service_offline, log times)" 4.9 6 \
     "$(ts_delta "$t_gone" "$(jts "$RLOG" event=service_removed service=echo)")"
 else
   not_ok "service_removed is logged after the grace period" "$(tail -n 5 "$RLOG")"
@@ -100,7 +100,7 @@ start_agent agent-c "$WORK/agent.lua" || bail "the agent did not start a third t
 wait_sessions "$RLOG" 3 10 || bail "no third session"
 refreshed_twice() { [ "$(jcount "$RLOG" event=expose_refresh)" -ge $((refreshed + 2)) ]; }
 if wait_until 5 refreshed_twice; then
-  expect_between "restarted within the grace period, it re-exposed (s after service_offline, log times)" 0 1.9 \
+  expect_between "restarted within the grace period, it re-exposed (s after service_offline, log times)" 0 4.9 \
     "$(ts_delta "$(jts "$RLOG" event=service_offline service=echo)" "$(jts "$RLOG" event=expose_refresh service=echo)")"
 else
   not_ok "the restarted agent re-exposed its services (expose_refresh)" "$(tail -n 8 "$RLOG")"
@@ -108,7 +108,7 @@ fi
 expect_eq "its names answer at once" 200 "$(hcode app.test "$P_PUB")"
 expect_eq "the same port, serving" "echo-service|ping" "$(banner_of "$PORT")"
 expect_eq "... the same port in the relay's log" "$PORT" "$(exposed_port "$RLOG" echo)"
-sleep 2.5   # past the grace period of the kill -9: nothing may be removed now
+sleep 5.5   # past the grace period of the kill -9: nothing may be removed now
 expect_eq "nothing was removed: no new service_removed after the grace period" "$removed" \
   "$(jcount "$RLOG" event=service_removed)"
 expect_eq "still serving after the grace period" 200 "$(hcode app.test "$P_PUB")"
