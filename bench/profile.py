@@ -23,16 +23,31 @@ os.environ.setdefault("BENCH_SECS", "5")
 import bench  # noqa: E402  (after the environment default above)
 
 
-def schedstat(pid):
-    """(ns on a CPU, ns runnable but waiting for one) summed over pid's threads."""
-    run = wait = 0
-    for t in os.listdir("/proc/%d/task" % pid):
+def tree(pid):
+    """pid and its descendants (tunnel run --workers N: the parent and its workers)."""
+    out = [pid]
+    for p in out:
         try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
-                a, b, _ = f.read().split()
-            run += int(a)
-            wait += int(b)
-        except (OSError, ValueError):
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    out += [int(c) for c in f.read().split()]
+        except OSError:                         # gone meanwhile
+            pass
+    return out
+
+
+def schedstat(pid):
+    """(ns on a CPU, ns runnable but waiting for one) summed over the threads
+    of pid and its descendants."""
+    run = wait = 0
+    for p in tree(pid):
+        try:
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/schedstat" % (p, t)) as f:
+                    a, b, _ = f.read().split()
+                run += int(a)
+                wait += int(b)
+        except (OSError, ValueError):           # gone meanwhile
             pass
     return run, wait
 
@@ -75,16 +90,18 @@ def main():
     b.run_once(workload, who, 1)                # warm-up
     base = os.path.join(b.out, "profile-%s-%s" % (who, workload))
     prof = None
+    pids = ",".join(str(p) for p in tree(proc.pid))    # every worker, not only the parent
     if tool == "stat":
-        prof = subprocess.Popen(["perf", "stat", "-p", str(proc.pid), "-o", base + ".stat",
+        prof = subprocess.Popen(["perf", "stat", "-p", pids, "-o", base + ".stat",
                                  "-e", "task-clock,context-switches,cpu-migrations,page-faults,"
                                  "cycles,instructions", "--", "sleep", str(secs)])
     elif tool == "record":
         prof = subprocess.Popen(["perf", "record", "-q", "-F", "999", "--call-graph", "dwarf,16384",
-                                 "-p", str(proc.pid), "-o", base + ".data", "--", "sleep", str(secs)],
+                                 "-p", pids, "-o", base + ".data", "--", "sleep", str(secs)],
                                 stderr=subprocess.DEVNULL)
     elif tool == "strace":
-        prof = subprocess.Popen(["strace", "-c", "-f", "-o", base + ".strace", "-p", str(proc.pid)],
+        prof = subprocess.Popen(["strace", "-c", "-f", "-o", base + ".strace"] +
+                                [a for p in pids.split(",") for a in ("-p", p)],
                                 stderr=subprocess.DEVNULL)
     backend = b.servers["iperf3" if workload.startswith("iperf") else "nginx"]
     time.sleep(0.3)
