@@ -23,49 +23,20 @@ os.environ.setdefault("BENCH_SECS", "5")
 import bench  # noqa: E402  (after the environment default above)
 
 
-def tree(pid):
-    """pid and its descendants (tunnel run --workers N: the parent and its workers)."""
-    out = [pid]
-    for p in out:
-        try:
-            for t in os.listdir("/proc/%d/task" % p):
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    out += [int(c) for c in f.read().split()]
-        except OSError:                         # gone meanwhile
-            pass
-    return out
-
-
-def schedstat(pid):
-    """(ns on a CPU, ns runnable but waiting for one) summed over the threads
-    of pid and its descendants."""
-    run = wait = 0
-    for p in tree(pid):
-        try:
-            for t in os.listdir("/proc/%d/task" % p):
-                with open("/proc/%d/task/%s/schedstat" % (p, t)) as f:
-                    a, b, _ = f.read().split()
-                run += int(a)
-                wait += int(b)
-        except (OSError, ValueError):           # gone meanwhile
-            pass
-    return run, wait
-
-
 def top_cpu(pids, secs):
     """CPU % of each process (with its children) over secs, sampled from /proc,
     and for each main process the share of the run it spent runnable but
     waiting for a CPU (scheduler run-queue delay: the machine is busy)."""
     t0 = {n: bench.tree_cpu_ticks(p) for n, p in pids.items()}
-    s0 = {n: schedstat(p) for n, p in pids.items()}
+    s0 = {n: bench.common.runqueue_wait_ns(p) for n, p in pids.items()}
     m0 = bench.machine_ticks()
     time.sleep(secs)
     t1 = {n: bench.tree_cpu_ticks(p) for n, p in pids.items()}
-    s1 = {n: schedstat(p) for n, p in pids.items()}
+    s1 = {n: bench.common.runqueue_wait_ns(p) for n, p in pids.items()}
     m1 = bench.machine_ticks()
     out = {n: 100.0 * (t1[n] - t0[n]) / bench.TICK / secs for n in pids}
     for n in pids:
-        out[n + "_runqueue_wait"] = 100.0 * (s1[n][1] - s0[n][1]) / 1e9 / secs
+        out[n + "_runqueue_wait"] = 100.0 * (s1[n] - s0[n]) / 1e9 / secs
     out["machine_busy"] = 100.0 * (1 - (m1[1] - m0[1]) / max(1, m1[0] - m0[0]))
     return out
 
@@ -90,7 +61,9 @@ def main():
     b.run_once(workload, who, 1)                # warm-up
     base = os.path.join(b.out, "profile-%s-%s" % (who, workload))
     prof = None
-    pids = ",".join(str(p) for p in tree(proc.pid))    # every worker, not only the parent
+    # every worker, not only the parent (tunnel run --workers N)
+    workers = [k for k, _ in bench.common.Procs.descendants(proc.pid)]
+    pids = ",".join(str(p) for p in [proc.pid] + workers)
     if tool == "stat":
         prof = subprocess.Popen(["perf", "stat", "-p", pids, "-o", base + ".stat",
                                  "-e", "task-clock,context-switches,cpu-migrations,page-faults,"
