@@ -4,26 +4,37 @@
 #include "net/io.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "loop/loop.h"
+#include "loop/readyq.h"
 
 struct io_fd {
     struct tnl_io io;
     int fd;
     ev_io w;
+    struct tnl_readyq_item rq;          /* readiness waiting for its turn */
 };
+
+/* The socket's turn in the ready queue (loop/readyq.h): what it still wants
+ * of what the poll reported. */
+static void fd_run(struct tnl_readyq_item *it, int events)
+{
+    struct io_fd *f = (struct io_fd *)((char *)it - offsetof(struct io_fd, rq));
+    events &= f->io.events;
+    if (events && f->io.ready)
+        f->io.ready(&f->io, events);
+}
 
 static void fd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     struct io_fd *f = w->data;
-    int ev = (revents & EV_READ ? TNL_IO_READ : 0) | (revents & EV_WRITE ? TNL_IO_WRITE : 0);
-    if (f->io.ready)
-        f->io.ready(&f->io, ev & f->io.events);
+    tnl_readyq_push(&f->rq, (revents & EV_READ ? TNL_IO_READ : 0) | (revents & EV_WRITE ? TNL_IO_WRITE : 0));
 }
 
 static ssize_t fd_read(struct tnl_io *io, void *buf, size_t n)
@@ -91,6 +102,7 @@ static void fd_close(struct tnl_io *io, int abort)
 {
     struct io_fd *f = (struct io_fd *)io;
     ev_io_stop(tnl_ev, &f->w);
+    tnl_readyq_remove(&f->rq);
     if (abort) {
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
         setsockopt(f->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -120,6 +132,7 @@ struct tnl_io *tnl_io_fd_new(int fd)
     f->fd = fd;
     ev_io_init(&f->w, fd_cb, fd, EV_READ);
     f->w.data = f;
+    tnl_readyq_init(&f->rq, fd_run);
     return &f->io;
 }
 
@@ -133,6 +146,7 @@ int tnl_io_fd_detach(struct tnl_io *io)
     struct io_fd *f = (struct io_fd *)io;
     int fd = f->fd;
     ev_io_stop(tnl_ev, &f->w);
+    tnl_readyq_remove(&f->rq);
     /* libev leaves a stopped fd registered until it is closed; here it will
      * not be closed everywhere, so take it out now (ENOENT: never added). */
     if (tnl_loop_fd() >= 0)

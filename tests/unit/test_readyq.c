@@ -1,0 +1,162 @@
+/*
+ * test_readyq.c — sockets are served in the order they became ready
+ * (core/loop/readyq.c behind core/net/io_fd.c).
+ *
+ * Covered: five sockets made readable one after the other are handed to
+ * their ready() callbacks in that order within one loop turn (libev alone
+ * would run them newest first); a socket closed by an earlier callback of
+ * the same turn is not called; a socket that stopped wanting reads before
+ * its turn is not called; events reported twice before the turn are
+ * delivered once.
+ */
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "unit_loop.h"
+
+#include "loop/readyq.h"
+#include "net/io.h"
+
+enum { N = 5 };
+
+struct fixture {
+    int peer[N];
+    struct tnl_io *io[N];
+    int order[N * 2];
+    int calls;
+    int close_victim;                   /* index to close from the first callback, or -1 */
+};
+
+static struct fixture fx;
+
+static void on_ready(struct tnl_io *io, int events)
+{
+    int k = (int)(intptr_t)io->owner;
+    assert_true(events & TNL_IO_READ);
+    fx.order[fx.calls++] = k;
+    char buf[64];
+    while (tnl_io_read(io, buf, sizeof buf) > 0)
+        ;
+    if (fx.close_victim >= 0 && fx.calls == 1) {
+        tnl_io_close(fx.io[fx.close_victim], 0);
+        fx.io[fx.close_victim] = NULL;
+    }
+}
+
+static void open_all(int close_victim)
+{
+    fx.calls = 0;
+    fx.close_victim = close_victim;
+    for (int i = 0; i < N; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        fx.peer[i] = sv[1];
+        fx.io[i] = tnl_io_fd_new(sv[0]);
+        assert_non_null(fx.io[i]);
+        fx.io[i]->owner = (void *)(intptr_t)i;
+        fx.io[i]->ready = on_ready;
+        tnl_io_want(fx.io[i], TNL_IO_READ);
+    }
+    tnl_loop_step(0);                   /* libev registers the descriptors */
+    assert_int_equal(fx.calls, 0);
+}
+
+static void close_all(void)
+{
+    for (int i = 0; i < N; i++) {
+        if (fx.io[i])
+            tnl_io_close(fx.io[i], 0);
+        fx.io[i] = NULL;
+        close(fx.peer[i]);
+    }
+}
+
+/* Make the sockets readable in the order given. */
+static void poke(const int *idx, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(write(fx.peer[idx[i]], "x", 1), 1);
+}
+
+static void test_oldest_first(void **state)
+{
+    (void)state;
+    open_all(-1);
+    static const int seq[N] = { 3, 0, 4, 1, 2 };
+    poke(seq, N);
+    tnl_loop_step(0.5);
+    assert_int_equal(fx.calls, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(fx.order[i], seq[i]);
+    close_all();
+}
+
+static void test_closed_before_its_turn(void **state)
+{
+    (void)state;
+    open_all(2);                        /* the first callback closes socket 2 */
+    static const int seq[N] = { 0, 1, 2, 3, 4 };
+    poke(seq, N);
+    tnl_loop_step(0.5);
+    assert_int_equal(fx.calls, N - 1);
+    static const int want[N - 1] = { 0, 1, 3, 4 };
+    for (int i = 0; i < N - 1; i++)
+        assert_int_equal(fx.order[i], want[i]);
+    close_all();
+}
+
+/* A readyq item of our own, pushed by hand as a libev callback would. */
+static int item_calls, item_events;
+
+static void item_run(struct tnl_readyq_item *it, int events)
+{
+    (void)it;
+    item_calls++;
+    item_events = events;
+}
+
+static void test_gathered_and_masked(void **state)
+{
+    (void)state;
+    struct tnl_readyq_item it;
+    tnl_readyq_init(&it, item_run);
+    item_calls = 0;
+    tnl_readyq_push(&it, TNL_IO_READ);
+    tnl_readyq_push(&it, TNL_IO_WRITE);     /* the same turn: one run, both events */
+    tnl_loop_step(0);
+    assert_int_equal(item_calls, 1);
+    assert_int_equal(item_events, TNL_IO_READ | TNL_IO_WRITE);
+
+    tnl_readyq_push(&it, TNL_IO_READ);
+    tnl_readyq_remove(&it);                 /* removed before its turn: never runs */
+    tnl_loop_step(0);
+    assert_int_equal(item_calls, 1);
+
+    /* A socket that stops wanting reads before its turn is not called. */
+    open_all(-1);
+    static const int seq[2] = { 0, 1 };
+    poke(seq, 2);
+    tnl_io_want(fx.io[0], 0);
+    tnl_loop_step(0.5);
+    RUN_UNTIL(fx.calls >= 1, 2);
+    assert_int_equal(fx.calls, 1);
+    assert_int_equal(fx.order[0], 1);
+    close_all();
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return tnl_loop_init() < 0 ? -1 : 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oldest_first),
+        cmocka_unit_test(test_closed_before_its_turn),
+        cmocka_unit_test(test_gathered_and_masked),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
