@@ -6,8 +6,8 @@
  * order they became ready. On a busy worker, with dozens of sockets ready at
  * once, the socket that has waited longest is then served last, and under
  * load that ordering is what widens the latency tail (Connection: close
- * through the router: p99 ~1.10x haproxy's newest first, ~1.0x oldest first,
- * bench/README.md).
+ * through the router, rotated A/B sessions: p99 1.07-1.14x haproxy's newest
+ * first, 0.92-1.10x oldest first; bench/README.md).
  *
  * So a watcher callback does not act on readiness itself: it pushes its item
  * here (tnl_readyq_push), and the queue, from a watcher at libev's lowest
