@@ -6,10 +6,11 @@
 # downloads (nginx, curl) and two uploads (curl -T to a hashing sink),
 # paced so that they last a few seconds, start first; then four iperf3
 # streams make worker 1 busy (if the transfers have not already), and the
-# transfers, older, are the first to move: every byte arrives, in order (sha256 and length), the moves are
-# logged on both sides ("move" / "adopt"), a moved connection's close line
-# on worker 2 counts the bytes moved before the move too, and afterwards
-# both workers still serve and drain on SIGTERM.
+# transfers, older, are the first to move: every byte arrives, in order
+# (sha256 and length), the moves are logged on both sides ("move" /
+# "adopt"), a moved connection's close line on worker 2 counts the bytes
+# moved before the move too, and afterwards both workers still serve and
+# drain on SIGTERM.
 # e2e: solo (it needs the load to make worker 1 busy)
 . "$(dirname "$0")/lib.sh"
 
