@@ -14,7 +14,10 @@
  * priority that runs after every other callback of the same loop turn, runs
  * the items in the order the kernel reported them. An item that is pushed
  * again before it runs keeps its place and gathers the events; an item must
- * be removed (tnl_readyq_remove) before its owner frees it.
+ * be removed (tnl_readyq_remove) before its owner frees it. A socket just
+ * accepted is presumed readable (tnl_readyq_presume): it goes behind what
+ * the poll reported and is read in the same turn, as haproxy reads a new
+ * connection before polling it.
  */
 #ifndef TNL_READYQ_H
 #define TNL_READYQ_H
@@ -41,6 +44,13 @@ static inline void tnl_readyq_init(struct tnl_readyq_item *it, tnl_readyq_fn run
 /* From a libev callback of the current loop turn: run it with these events
  * (OR-ed with any gathered) after the turn's other callbacks. */
 void tnl_readyq_push(struct tnl_readyq_item *it, int events);
+
+/* Queue it as if the poll had reported these events after everything it did
+ * report, though it has not (a socket just accepted, whose first bytes have
+ * most often arrived with it): it runs at the end of this turn instead of
+ * waiting for the next poll, behind every item queued so far, and presumes
+ * run in the order made. An item already queued only gathers the events. */
+void tnl_readyq_presume(struct tnl_readyq_item *it, int events);
 
 /* Forget it (a no-op when not queued); its gathered events are dropped. */
 void tnl_readyq_remove(struct tnl_readyq_item *it);

@@ -737,6 +737,9 @@ void tnl_conn_accept(struct tnl_entry_cfg *cfg, int fd, const struct sockaddr *p
     c->timer.data = c;
     ev_timer_start(tnl_ev, &c->timer);
     tnl_io_want(io, TNL_IO_READ);
+    /* The first bytes most often came with the connection: read them in this
+     * loop turn rather than after the next poll (one -EAGAIN when not). */
+    tnl_io_fd_presume(io, TNL_IO_READ);
 }
 
 void tnl_conns_abort_all(const char *reason)

@@ -7,7 +7,10 @@
  * would run them newest first); a socket closed by an earlier callback of
  * the same turn is not called, nor one that an earlier callback told to
  * stop wanting reads (its events were already queued); events pushed twice
- * before the turn run once, together; a removed item never runs.
+ * before the turn run once, together; a removed item never runs. A presumed
+ * item (readiness the poll has not reported: a socket just accepted) runs in
+ * the same turn, after the items the poll did report, presumes in the order
+ * made, also when the last queued item was removed in between.
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -153,6 +156,62 @@ static void test_gathered_and_removed(void **state)
     assert_int_equal(item_calls, 1);
 }
 
+/* Items pushed as one poll's callbacks would (newest first), with presumes
+ * made from the middle of them: the polled ones run oldest first, then the
+ * presumed ones in the order made. */
+static struct tnl_readyq_item items[6];
+static int ran[6], nran;
+
+static void order_run(struct tnl_readyq_item *it, int events)
+{
+    (void)events;
+    ran[nran++] = (int)(it - items);
+}
+
+static void test_presumed_run_last(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 6; i++)
+        tnl_readyq_init(&items[i], order_run);
+    nran = 0;
+    tnl_readyq_push(&items[2], TNL_IO_READ);    /* the poll's newest */
+    tnl_readyq_presume(&items[4], TNL_IO_READ);
+    tnl_readyq_push(&items[1], TNL_IO_READ);
+    tnl_readyq_presume(&items[5], TNL_IO_READ);
+    tnl_readyq_push(&items[0], TNL_IO_READ);    /* the poll's oldest */
+    tnl_readyq_presume(&items[1], TNL_IO_WRITE); /* already queued: keeps its place */
+    tnl_loop_step(0);
+    assert_int_equal(nran, 5);
+    static const int want[5] = { 0, 1, 2, 4, 5 };
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ran[i], want[i]);
+
+    /* The last item leaves the queue before the next presume: that one
+     * still goes last, behind what is left. */
+    nran = 0;
+    tnl_readyq_push(&items[1], TNL_IO_READ);
+    tnl_readyq_presume(&items[3], TNL_IO_READ);
+    tnl_readyq_push(&items[0], TNL_IO_READ);
+    tnl_readyq_remove(&items[3]);
+    tnl_readyq_presume(&items[5], TNL_IO_READ);
+    tnl_readyq_remove(&items[0]);
+    tnl_readyq_presume(&items[2], TNL_IO_READ);
+    tnl_loop_step(0);
+    assert_int_equal(nran, 3);
+    static const int want2[3] = { 1, 5, 2 };
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ran[i], want2[i]);
+
+    /* Everything removed: a presume alone runs too. */
+    nran = 0;
+    tnl_readyq_push(&items[0], TNL_IO_READ);
+    tnl_readyq_remove(&items[0]);
+    tnl_readyq_presume(&items[4], TNL_IO_READ);
+    tnl_loop_step(0);
+    assert_int_equal(nran, 1);
+    assert_int_equal(ran[0], 4);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -166,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_closed_before_its_turn),
         cmocka_unit_test(test_unwanted_before_its_turn),
         cmocka_unit_test(test_gathered_and_removed),
+        cmocka_unit_test(test_presumed_run_last),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
