@@ -115,7 +115,8 @@ int tnl_io_fd(const struct tnl_io *io);
 /* Try these events at the socket's next turn in this loop iteration without
  * waiting for the poll to report them (loop/readyq.h: presume): for a socket
  * just accepted, whose first bytes have most often arrived with it. A read
- * that finds nothing costs one -EAGAIN; the watcher stays as want() set it. */
+ * that finds nothing costs one -EAGAIN; the watcher stays as want() set it.
+ * Not a plain socket: nothing happens. */
 void tnl_io_fd_presume(struct tnl_io *io, int events);
 /* Take the socket back out of a plain-socket io (tnl_io_fd(io) >= 0): it is
  * no longer watched, and no longer in the loop's epoll set either (a close

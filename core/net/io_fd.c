@@ -37,10 +37,12 @@ static void fd_cb(struct ev_loop *loop, ev_io *w, int revents)
     tnl_readyq_push(&f->rq, (revents & EV_READ ? TNL_IO_READ : 0) | (revents & EV_WRITE ? TNL_IO_WRITE : 0));
 }
 
+static const struct tnl_io_ops fd_ops;
+
 void tnl_io_fd_presume(struct tnl_io *io, int events)
 {
-    struct io_fd *f = (struct io_fd *)io;
-    tnl_readyq_presume(&f->rq, events);
+    if (io->ops == &fd_ops)
+        tnl_readyq_presume(&((struct io_fd *)io)->rq, events);
 }
 
 static ssize_t fd_read(struct tnl_io *io, void *buf, size_t n)
