@@ -10,7 +10,10 @@
  * before the turn run once, together; a removed item never runs. A presumed
  * item (readiness the poll has not reported: a socket just accepted) runs in
  * the same turn, after the items the poll did report, presumes in the order
- * made, also when the last queued item was removed in between.
+ * made, also when the last queued item was removed in between. A socket
+ * presumed readable from a callback (as the router does on accept) is read
+ * in that same loop turn, before any poll has reported it; presuming on an
+ * endpoint that is not a plain socket does nothing.
  */
 #include <sys/socket.h>
 #include <unistd.h>
@@ -212,6 +215,67 @@ static void test_presumed_run_last(void **state)
     assert_int_equal(ran[0], 4);
 }
 
+/* The callback of a socket the poll reported (as a listener's) makes a
+ * socket that already holds bytes (as an accept does) and presumes it
+ * readable: its ready() runs in the same loop turn. Without the presume,
+ * libev registers it with epoll only before the next poll. */
+static struct tnl_io *fresh;
+static int fresh_peer, fresh_reads;
+
+static void fresh_ready(struct tnl_io *io, int events)
+{
+    char buf[8];
+    assert_true(events & TNL_IO_READ);
+    assert_int_equal(tnl_io_read(io, buf, sizeof buf), 1);
+    fresh_reads++;
+}
+
+static void accept_like(struct tnl_io *io, int events)
+{
+    (void)events;
+    char buf[8];
+    assert_int_equal(tnl_io_read(io, buf, sizeof buf), 1);
+    tnl_io_want(io, 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    fresh_peer = sv[1];
+    fresh = tnl_io_fd_new(sv[0]);
+    assert_non_null(fresh);
+    fresh->ready = fresh_ready;
+    tnl_io_want(fresh, TNL_IO_READ);
+    tnl_io_fd_presume(fresh, TNL_IO_READ);
+}
+
+static void test_fd_presumed_same_turn(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    struct tnl_io *trigger = tnl_io_fd_new(sv[0]);
+    assert_non_null(trigger);
+    trigger->ready = accept_like;
+    tnl_io_want(trigger, TNL_IO_READ);
+    tnl_loop_step(0);                       /* registered, nothing to read yet */
+    fresh = NULL;
+    fresh_reads = 0;
+    assert_int_equal(write(sv[1], "x", 1), 1);
+    tnl_loop_step(0);                       /* one turn: the poll, the "accept", the read */
+    assert_non_null(fresh);
+    assert_int_equal(fresh_reads, 1);
+    tnl_io_close(fresh, 0);
+    close(fresh_peer);
+    tnl_io_close(trigger, 0);
+    close(sv[1]);
+
+    /* Not a plain socket: nothing is queued, nothing runs. */
+    static const struct tnl_io_ops other_ops = { .kind = "other" };
+    struct tnl_io other = { .ops = &other_ops, .ready = fresh_ready, .events = TNL_IO_READ };
+    tnl_io_fd_presume(&other, TNL_IO_READ);
+    tnl_loop_step(0);
+    assert_int_equal(fresh_reads, 1);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -226,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_unwanted_before_its_turn),
         cmocka_unit_test(test_gathered_and_removed),
         cmocka_unit_test(test_presumed_run_last),
+        cmocka_unit_test(test_fd_presumed_same_turn),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
