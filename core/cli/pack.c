@@ -2,6 +2,7 @@
  * pack.c — connections to worker 1 until it is busy (see pack.h).
  */
 #include "cli/pack.h"
+#include "cli/steer.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -224,13 +225,20 @@ static int offer(struct tnl_entry *e, int fd, const struct sockaddr *peer, sockl
     if (!send_msg(pairs[me - 1][1], &fd, 1, &msg))
         return 0;
     close(fd);
+    tnl_logf(TNL_LOG_DEBUG, "handoff", "a connection to '%s' handed to worker 1", e->cfg->name);
     return 1;
+}
+
+static void steer_listener(struct tnl_entry *e)
+{
+    tnl_steer_listen(me, e->l.fd, &e->cfg->bind, e->cfg->bindlen);
 }
 
 static void before_poll_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop; (void)w; (void)revents;
     blocked_at = mono();
+    tnl_steer_publish(me, tnl_conn_count(), me == 1 || serving);
 }
 
 static void after_poll_cb(struct ev_loop *loop, ev_check *w, int revents)
@@ -351,6 +359,7 @@ void tnl_pack_start(int index)
     }
     if (me > 1)
         tnl_entry_accept_filter = offer;
+    tnl_entry_listen_hook = steer_listener;
     window_start = blocked_at = mono();
     ev_prepare_init(&before_poll, before_poll_cb);
     ev_prepare_start(tnl_ev, &before_poll);

@@ -7,9 +7,10 @@
  * process serving half the connections costs more (run-queue waits, smaller
  * batches per wake-up) than it gives: 50 keep-alive connections all on one
  * worker were served faster than split 25/25 or by hash. So a worker other
- * than 1 that accepts a connection hands it to worker 1 (the descriptor over
- * a unix socket, SCM_RIGHTS) while worker 1 is not busy, and serves it
- * itself once worker 1 is: the extra workers are overflow, not peers.
+ * than 1 serves only once worker 1 is busy: the extra workers are overflow,
+ * not peers. Where the kernel steers (steer.h), a worker that does not serve
+ * is given no connection; elsewhere one that accepts a connection hands it
+ * to worker 1 (the descriptor over a unix socket, SCM_RIGHTS).
  *
  * Busy is measured, not guessed: each worker publishes, every PACK_TICK, the
  * fraction of that time its loop spent outside the poll (on a page the

@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "cli/pack.h"
+#include "cli/steer.h"
 
 enum { WORKERS_MAX = 64 };
 
@@ -100,16 +101,22 @@ int tnl_workers_run(int n)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    char why[160] = "";
+    int steered = 0;
     if (tnl_pack_setup(nworkers) < 0)
         fprintf(stderr, "{\"event\":\"workers\",\"level\":\"warn\",\"msg\":\"cannot share a page and sockets "
                         "between workers (%s): connections are spread by hash\"}\n", strerror(errno));
+    else
+        steered = tnl_steer_setup(nworkers, why, sizeof why);
     for (int i = 0; i < nworkers; i++) {
         if (spawn(i) == 0)
             return -1;
         alive++;
     }
-    fprintf(stderr, "{\"event\":\"workers\",\"level\":\"info\",\"msg\":\"%d workers serving (parent pid %d)\"}\n",
-            nworkers, (int)getpid());
+    fprintf(stderr, "{\"event\":\"workers\",\"level\":\"info\",\"msg\":\"%d workers serving (parent pid %d); "
+                    "new connections %s%s%s\"}\n", nworkers, (int)getpid(),
+            steered ? "steered by load in the kernel" : "spread by hash, then handed over", steered ? "" : ": ",
+            steered ? "" : why);
     advise_migrate_req();
     while (alive > 0) {
         int ws;

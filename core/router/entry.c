@@ -71,6 +71,7 @@ static int wildcard(const struct sockaddr_storage *ss)
 }
 
 int (*tnl_entry_accept_filter)(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen);
+void (*tnl_entry_listen_hook)(struct tnl_entry *e);
 
 void tnl_entry_serve(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen)
 {
@@ -127,6 +128,8 @@ static struct tnl_entry *entry_open(struct tnl_entry_cfg *cfg, char *err, size_t
     e->cfg = cfg;
     tnl_entry_cfg_ref(cfg);
     e->handle = cfg->handle;
+    if (tnl_entry_listen_hook)
+        tnl_entry_listen_hook(e);
     return e;
 }
 

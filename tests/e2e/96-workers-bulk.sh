@@ -92,11 +92,7 @@ expect_eq "every adopted connection closed on worker 2; curl transfers (the olde
 check "worker 1 kept some of the eight bulk connections ($moves moved)" test "$moves" -lt 8
 
 # --- afterwards: both serve, SIGTERM drains -----------------------------------------
-fails=0
-for i in $(seq 10); do
-  out=$(curl -sS --max-time 10 -H 'Host: web.test' "$URL/" 2>&1)
-  [ "$out" = "web backend" ] || fails=$((fails + 1))
-done
+fails=$(curl_fails 10 web.test "$URL/" "web backend")
 expect_eq "10 requests after the transfers: none fails" 0 "$fails"
 stop router
 expect_eq "SIGTERM: the parent exits 0" 0 "$EXIT_CODE"

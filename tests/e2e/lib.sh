@@ -394,6 +394,18 @@ wait_jlog() { local f=$1 t=$2; shift 2; wait_until "$t" jhas "$f" "$@"; }
 # already substituted by the shell).
 write_script() { cat > "$1"; }
 
+# curl_fails N HOST URL EXPECT [PAUSE]: how many of N sequential GETs of URL
+# with that Host header did not answer exactly EXPECT (PAUSE seconds apart).
+curl_fails() {
+  local n=$1 host=$2 url=$3 want=$4 pause=${5:-0} fails=0 out
+  for _ in $(seq "$n"); do
+    out=$(curl -sS --max-time 10 -H "Host: $host" "$url" 2>&1)
+    [ "$out" = "$want" ] || fails=$((fails + 1))
+    [ "$pause" = 0 ] || sleep "$pause"
+  done
+  echo "$fails"
+}
+
 # start_tunnel NAME [RUN-OPTIONS...] SCRIPT: run it and wait for "start"
 # (listeners are bound by then). Fails if it exits first.
 start_tunnel() {
