@@ -2,7 +2,7 @@
  * pack.c — connections to worker 1 until it is busy (see pack.h).
  */
 #include "cli/pack.h"
-#include "cli/steer.h"
+#include "net/steer.h"
 
 #include <errno.h>
 #include <stdatomic.h>

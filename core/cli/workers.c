@@ -2,9 +2,10 @@
  * workers.c — tunnel run --workers N: N processes serving the same router
  * script, each with its own event loop and Lua state, sharing the listening
  * ports through SO_REUSEPORT, with new connections packed onto worker 1
- * until it is busy (cli/pack.h). This is for routers: relays and agents
- * keep per-process state (sessions, exposed names), so a worker refuses a
- * script that declares them.
+ * until it is busy (cli/pack.h) and steered by load in the kernel
+ * (net/steer.h). This is for routers: relays and agents keep per-process
+ * state (sessions, exposed names), so a worker refuses a script that
+ * declares them.
  *
  * The parent only supervises: it forwards SIGTERM/SIGINT/SIGHUP to the
  * workers, restarts one that dies of a signal (not while stopping), and exits
@@ -21,7 +22,7 @@
 
 #include "cli/cli.h"
 #include "cli/pack.h"
-#include "cli/steer.h"
+#include "net/steer.h"
 
 enum { WORKERS_MAX = 64 };
 
@@ -103,11 +104,13 @@ int tnl_workers_run(int n)
     sigaction(SIGHUP, &sa, NULL);
     char why[160] = "";
     int steered = 0;
-    if (tnl_pack_setup(nworkers) < 0)
+    if (tnl_pack_setup(nworkers) < 0) {
         fprintf(stderr, "{\"event\":\"workers\",\"level\":\"warn\",\"msg\":\"cannot share a page and sockets "
                         "between workers (%s): connections are spread by hash\"}\n", strerror(errno));
-    else
+        snprintf(why, sizeof why, "nothing shared between workers");
+    } else {
         steered = tnl_steer_setup(nworkers, why, sizeof why);
+    }
     for (int i = 0; i < nworkers; i++) {
         if (spawn(i) == 0)
             return -1;

@@ -98,7 +98,7 @@ void tnl_entry_close(struct tnl_entry *e);
  * it is served here. NULL: always here. */
 extern int (*tnl_entry_accept_filter)(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen);
 /* Called with each listener just opened, static or dynamic (tunnel run
- * --workers steers its connections, cli/steer.h). NULL: nothing. */
+ * --workers steers its connections, net/steer.h). NULL: nothing. */
 extern void (*tnl_entry_listen_hook)(struct tnl_entry *e);
 /* Serve a connection accepted on e (or handed over for it). */
 void tnl_entry_serve(struct tnl_entry *e, int fd, const struct sockaddr *peer, socklen_t plen);

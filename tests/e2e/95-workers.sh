@@ -2,7 +2,7 @@
 # 95-workers — tunnel run --workers 2: one port served by two processes, new
 # connections packed onto worker 1 until it is busy (core/cli/pack.h).
 # Unloaded, every connection is served by worker 1: the kernel gives worker 2
-# none (steered by load, core/cli/steer.h; as root, which the tests run as),
+# none (steered by load, core/net/steer.h; as root, which the tests run as),
 # and with steering off worker 2 hands over what the hash gives it; a reload
 # that adds a port is steered too; under a load that keeps worker 1 busy,
 # worker 2 serves too; a worker killed by a signal is restarted and no

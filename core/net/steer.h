@@ -22,7 +22,7 @@
  * it accepts (pack.h: worker 1 is not busy) publishes a load no count
  * reaches, so the kernel gives it nothing and nothing is handed over.
  *
- * It needs CAP_BPF (or root) and Linux 5.14; without them, or if a step
+ * It needs CAP_BPF (or root) and Linux 5.5; without them, or if a step
  * fails, the socket is spread by hash and the handoffs of pack.h do the
  * packing, as before. A selection that finds no socket in its slot (a
  * worker restarting, a listener not yet open there) falls back to the hash.
@@ -38,9 +38,9 @@
 int tnl_steer_setup(int n, char *why, size_t cap);
 
 /* In worker me (1..n), for a listening socket just opened on bind: put it in
- * its group's slots and attach the program. Failures are logged once and
- * leave that socket on the hash. */
-void tnl_steer_listen(int me, int fd, const struct sockaddr_storage *bind, socklen_t bindlen);
+ * its group's slots and attach the program. 0, or -1 when steering is off or
+ * a step failed (logged once per worker): that socket stays on the hash. */
+int tnl_steer_listen(int me, int fd, const struct sockaddr_storage *bind, socklen_t bindlen);
 
 /* In worker me, every loop turn: its open connections, or 0 with serving
  * false (a worker that hands everything to worker 1). */

@@ -1,10 +1,11 @@
 /*
  * steer.c — the least loaded worker gets each new connection (see steer.h).
  */
-#include "cli/steer.h"
+#include "net/steer.h"
 
 #include <errno.h>
 #include <linux/bpf.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -123,7 +124,7 @@ int tnl_steer_setup(int n, char *why, size_t cap)
 /* The program of slot g: least loaded of the workers' keys g*64 .. g*64+n-1. */
 static int load_prog(int g)
 {
-    struct bpf_insn p[16 + 6 * STEER_WORKERS];
+    struct bpf_insn p[32 + 6 * STEER_WORKERS];
     int k = 0;
     const short since = (short)offsetof(struct loads, since);
     p[k++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, BPF_REG_6, BPF_REG_1, 0, 0);          /* r6 = ctx */
@@ -189,30 +190,28 @@ static int group_of(const struct sockaddr_storage *bind, socklen_t len)
     return found;
 }
 
-static void warn_once(const char *step)
+/* Log the first failure of a worker (the others are alike); -1. */
+static int warn_once(const char *step)
 {
-    if (warned++)
-        return;
-    tnl_logf(TNL_LOG_WARN, "steer_error", "cannot steer new connections by load (%s: %s); this listener's "
-             "are spread by hash and handed over", step, strerror(errno));
+    if (!warned++)
+        tnl_logf(TNL_LOG_WARN, "steer_error", "cannot steer new connections by load (%s: %s); this "
+                 "listener's are spread by hash and handed over", step, strerror(errno));
+    return -1;
 }
 
-void tnl_steer_listen(int me, int fd, const struct sockaddr_storage *bind, socklen_t bindlen)
+int tnl_steer_listen(int me, int fd, const struct sockaddr_storage *bind, socklen_t bindlen)
 {
     if (!groups || me < 1 || me > nworkers || bindlen == 0 || bindlen > sizeof *bind)
-        return;
+        return -1;
     int g = group_of(bind, bindlen);
     if (g < 0) {
         errno = ENOSPC;
-        warn_once("all address slots taken");
-        return;
+        return warn_once("all address slots taken");
     }
     if (progs[g] < 0) {
         int prog = load_prog(g);
-        if (prog < 0) {
-            warn_once("BPF program");
-            return;
-        }
+        if (prog < 0)
+            return warn_once("BPF program");
         progs[g] = prog;
     }
     uint32_t key = (uint32_t)(g * STEER_WORKERS + me - 1);
@@ -223,12 +222,11 @@ void tnl_steer_listen(int me, int fd, const struct sockaddr_storage *bind, sockl
     a.key = (uintptr_t)&key;
     a.value = (uintptr_t)&value;
     a.flags = BPF_ANY;
-    if (sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0) {
-        warn_once("reuseport socket array");
-        return;
-    }
+    if (sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0)
+        return warn_once("reuseport socket array");
     if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &progs[g], sizeof progs[g]) < 0)
-        warn_once("SO_ATTACH_REUSEPORT_EBPF");
+        return warn_once("SO_ATTACH_REUSEPORT_EBPF");
+    return 0;
 }
 
 void tnl_steer_publish(int me, unsigned open, int serving)
