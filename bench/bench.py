@@ -159,7 +159,8 @@ class Bench(BaseBench):
     CONTESTANTS = CONTESTANTS
     LOG_WIDTH = 8
     SHORT_KEYS = ("gbps", "rps", "p99_ms", "rss_idle_kib", "rss_loaded_kib", "kib_per_conn",
-                  "cpu_proxy", "cpu_proxy_rqwait", "cpu_us_per_req", "cpu_ms_per_gb", "cpu_machine_busy", "error")
+                  "cpu_proxy", "cpu_proxy_rqwait", "cpu_us_per_req", "cpu_ms_per_gb", "cpu_machine_busy", "error",
+                  "host_stall_ms")
     TOOLS = ("iperf3", "wrk", "haproxy", "nginx")
     RATIOS = [("t_h", "tunnel", "haproxy"), ("t_d", "tunnel", "direct"), ("h_d", "haproxy", "direct")]
     ROUNDS = ("rounds_t_h", "tunnel", "haproxy")
@@ -173,7 +174,7 @@ class Bench(BaseBench):
     CSV_KEYS = common.CLIENT_KEYS + [
         "rss_idle_kib", "rss_loaded_kib", "rss_after_close_kib", "conns", "fds", "kib_per_conn", "cpu_proxy",
         "cpu_proxy_rqwait", "cpu_backend", "cpu_backend_rqwait", "cpu_machine_busy", "cpu_ms_per_gb",
-        "cpu_us_per_req", "error"]
+        "cpu_us_per_req", "error", "host_stall_ms"]
 
     # -- proxies ---------------------------------------------------------------
 

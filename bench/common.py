@@ -621,6 +621,7 @@ class BaseBench:
         self.notes = []         # warnings of the set-up, for the report
         self.cmds = {}
         self.servers = {}       # name -> Popen (backends)
+        self.stalls = None      # bench/stallprobe.py's output file ("": no probe)
 
     # -- what a subclass may change -------------------------------------------
 
@@ -677,6 +678,35 @@ class BaseBench:
         log("  %-9s round %d/%d %-*s %s" % (row["workload"], row["round"], REPS, self.LOG_WIDTH,
                                             row["contestant"], short(row, self.SHORT_KEYS)))
 
+    def start_stall_probe(self):
+        """bench/stallprobe.py beside the runs (once), or a note why not."""
+        if self.stalls is not None:
+            return
+        self.stalls = os.path.join(self.out, "host-stalls-%s.txt" % self.NAME)
+        open(self.stalls, "w").close()
+        p = PROCS.start("stallprobe", [sys.executable, os.path.join(HERE, "stallprobe.py"), self.stalls],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.2)
+        if p.poll() is not None:
+            self.notes.append("no host-stall probe (%s): rounds the host stopped are not marked" %
+                              p.stderr.read().decode(errors="replace").strip())
+            self.stalls = ""
+
+    def stall_ms(self, t0, t1):
+        """The longest host stall (ms, of any CPU) that overlapped [t0, t1], or None."""
+        if not self.stalls:
+            return None
+        worst = None
+        with open(self.stalls) as f:
+            for line in f:
+                try:
+                    end, gap = (float(x) for x in line.split()[:2])
+                except ValueError:
+                    continue
+                if end > t0 and end - gap / 1e3 < t1:
+                    worst = max(worst or 0.0, gap)
+        return worst
+
     def measure(self, work):
         """Warm-up, then REPS rounds of each workload of work, every round
         running the contestants back to back, so that the machine's drift hits
@@ -684,6 +714,7 @@ class BaseBench:
         watch() names and its cost per unit of work."""
         # Warm-up, not recorded: nginx's file cache, the contestants' buffer
         # pools, the kernel's socket caches.
+        self.start_stall_probe()
         log("warm-up (1 s per contestant and workload kind, not recorded)")
         for w in sorted({("iperf1" if w.startswith("iperf") else "wrk_ka") for w in work}):
             for who in self.CONTESTANTS:
@@ -694,10 +725,15 @@ class BaseBench:
                 for who in self.CONTESTANTS:
                     watch = self.watch(who, self.servers["iperf3" if w.startswith("iperf") else "nginx"])
                     before = sample(watch)
+                    t0 = time.monotonic()
                     res = self.run_once(w, who, SECS)
+                    t1 = time.monotonic()
                     cpu = cpu_pct(before, sample(watch))
                     row = {"workload": w, "round": rnd, "contestant": who}
                     row.update(res)
+                    stall = self.stall_ms(t0, t1)
+                    if stall:
+                        row["host_stall_ms"] = round(stall)
                     row.update({"cpu_" + k: v for k, v in cpu.items()})
                     row.update(self.cost(w, row))
                     self.record(row)
@@ -714,15 +750,17 @@ class BaseBench:
         keys = keys if isinstance(keys, dict) else {k: k for k in keys}
         return {who: {k: median(self.values(workload, who, v)) for k, v in keys.items()} for who in contestants}
 
-    def round_ratios(self, workload, key, num, den):
+    def round_ratios(self, workload, key, num, den, marks=None):
+        """num/den of each round; marks, if a list, gets for each whether a host
+        stall fell in either run."""
         out = []
         for rnd in range(1, REPS + 1):
-            a = [r.get(key) for r in self.runs if r["workload"] == workload and r["round"] == rnd
-                 and r["contestant"] == num]
-            b = [r.get(key) for r in self.runs if r["workload"] == workload and r["round"] == rnd
-                 and r["contestant"] == den]
-            if a and b and a[0] and b[0]:
-                out.append(a[0] / b[0])
+            a = [r for r in self.runs if r["workload"] == workload and r["round"] == rnd and r["contestant"] == num]
+            b = [r for r in self.runs if r["workload"] == workload and r["round"] == rnd and r["contestant"] == den]
+            if a and b and a[0].get(key) and b[0].get(key):
+                out.append(a[0][key] / b[0][key])
+                if marks is not None:
+                    marks.append(bool(a[0].get("host_stall_ms") or b[0].get("host_stall_ms")))
         return out
 
     def summary(self):
@@ -739,7 +777,9 @@ class BaseBench:
                         "busy_pct": median(self.values(w, "tunnel", "cpu_machine_busy"))})
             row.update({k: ratio(med[num], med[den]) for k, num, den in self.RATIOS})
             k, num, den = self.ROUNDS
-            row[k] = [round(x, 3) for x in self.round_ratios(w, key, num, den)]
+            marks = []
+            row[k] = [round(x, 3) for x in self.round_ratios(w, key, num, den, marks)]
+            row[k + "_stalled"] = marks
             rows.append(row)
         mem = self.memory_summary() if self.MEMORY in self.WORKLOADS else None
         return rows, mem
@@ -771,7 +811,8 @@ class BaseBench:
             digits = 2 if r["unit"] in ("Gbit/s", "ms") else 0
             body.append([r["label"], r["unit"]] + [fmt(r["median"][c], digits) for c in self.CONTESTANTS] +
                         [fmt(r[k], 2, "×") for k, _, _ in self.RATIOS] +
-                        [" ".join("%.2f" % x for x in r[self.ROUNDS[0]])])
+                        [" ".join("%.2f%s" % (x, "*" if m else "") for x, m in
+                                  zip(r[self.ROUNDS[0]], r[self.ROUNDS[0] + "_stalled"]))])
         return table(["workload", "unit"] + heads + ["per-round %s/%s" % self.ROUNDS[1:]],
                      "ll" + "r" * len(heads) + "l", body)
 
@@ -782,7 +823,10 @@ class BaseBench:
                 self.ratio_table(rows) +
                 ["", "Ratios are of medians; for latency lower is better (a ratio below 1.0 means the tunnel "
                      "is faster). wrk's latency runs from writing a request to reading its response: with "
-                     "Connection: close it leaves out the TCP connect%s." % connect_note])
+                     "Connection: close it leaves out the TCP connect%s. A * marks a round in which a "
+                     "CPU of the machine stopped for 20 ms or more (a host stall, seen by bench/stallprobe.py; "
+                     "the Warnings list them): that round's latency says nothing about the contestants, "
+                     "and the medians mostly leave it out." % connect_note])
 
     def meta_head(self, elapsed, cpus_extra=""):
         """The report header's first lines: date, machine, method."""
@@ -812,6 +856,9 @@ class BaseBench:
         for r in self.runs:
             if r.get("error"):
                 w.append("%s round %d %s: %s" % (r["workload"], r["round"], r["contestant"], r["error"]))
+            if r.get("host_stall_ms"):
+                w.append("%s round %d %s: a host stall of %d ms fell in this run (a CPU of the machine "
+                         "stopped; bench/stallprobe.py)" % (r["workload"], r["round"], r["contestant"], r["host_stall_ms"]))
             if r.get("socket_errors") or r.get("non2xx"):
                 w.append("%s round %d %s: %d socket errors (%d timeouts), %d non-2xx responses" % (
                     r["workload"], r["round"], r["contestant"], r.get("socket_errors", 0),

@@ -178,7 +178,8 @@ class TunnelBench(BaseBench):
     HEADS = {"ssh-aes": "ssh -R aes128-gcm", "ssh-chacha": "ssh -R chacha20", "chain": "plain chain"}
     LOG_WIDTH = 10
     SHORT_KEYS = ("gbps", "rps", "p99_ms", "streams", "rss_relay_kib", "bytes_per_stream", "rss_agent_kib",
-                  "cpu_relay", "cpu_agent", "cpu_us_per_req", "cpu_ms_per_gb", "cpu_machine_busy", "error")
+                  "cpu_relay", "cpu_agent", "cpu_us_per_req", "cpu_ms_per_gb", "cpu_machine_busy", "error",
+                  "host_stall_ms")
     TOOLS = ("iperf3", "wrk", "nginx", "ssh", "ssh-keygen")
     RATIOS = [("t_aes", "tunnel", "ssh-aes"), ("t_chacha", "tunnel", "ssh-chacha"), ("t_d", "tunnel", "direct"),
               ("aes_d", "ssh-aes", "direct"), ("chain_aes", "chain", "ssh-aes")]
@@ -195,7 +196,7 @@ class TunnelBench(BaseBench):
         "cpu_relay", "cpu_relay_rqwait", "cpu_agent", "cpu_agent_rqwait", "cpu_backend", "cpu_backend_rqwait",
         "cpu_machine_busy", "cpu_ms_per_gb", "cpu_us_per_req", "streams", "relay_counted", "open_s",
         "rss_relay_idle_kib", "rss_relay_kib", "rss_agent_idle_kib", "rss_agent_kib", "relay_procs",
-        "bytes_per_stream", "agent_bytes_per_stream", "error"]
+        "bytes_per_stream", "agent_bytes_per_stream", "error", "host_stall_ms"]
 
     def __init__(self, build):
         super().__init__(build)
