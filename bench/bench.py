@@ -21,8 +21,10 @@ tunnel, direct, ... so that the machine's drift hits all three alike):
   memory    (haproxy, tunnel) RSS idle after start, and with BENCH_CONNS idle
             spliced connections (bench/holdconns.py), fresh process each round.
 
-Figures are medians; comparisons are ratios of medians, with the spread of the
-per-round ratios beside them. A benchmark does not fail the build: the targets
+Figures are medians; the tables compare ratios of medians, with the per-round
+ratios beside them; a target's verdict takes the median of the per-round ratios
+(each round runs the contestants back to back, so that ratio is free of the
+drift between rounds). A benchmark does not fail the build: the targets
 are printed PASS/MISS and the exit status is 0 unless the set-up itself broke.
 
 Environment: BENCH_REPS (5), BENCH_SECS (3), BENCH_CONNS (1000),
