@@ -195,7 +195,7 @@ static int warn_once(const char *step)
 {
     if (!warned++)
         tnl_logf(TNL_LOG_WARN, "steer_error", "cannot steer new connections by load (%s: %s); this "
-                 "listener's are spread by hash and handed over", step, strerror(errno));
+                 "listener's connections are spread by hash and handed over", step, strerror(errno));
     return -1;
 }
 

@@ -6,9 +6,9 @@
  * when one worker falls behind (descheduled, or on a slow upstream), the
  * hash keeps queueing new connections behind it while its sibling may be
  * idle, and under a Connection: close load the latency tail widens (p99
- * 1.11x the steered one's, rotated A/B sessions, bench/README.md; haproxy's
- * threads, which pick the least loaded thread for each connection they
- * accept, are 1.17x slower at p99 when each has a socket of its own).
+ * 1.08-1.11x the steered one's, rotated A/B sessions, bench/README.md;
+ * haproxy's threads, which pick the least loaded thread for each connection
+ * they accept, are 1.17x slower at p99 when each has a socket of its own).
  *
  * So each listening socket's reuseport group runs a small BPF program
  * (BPF_PROG_TYPE_SK_REUSEPORT) on every new connection: it reads each
